@@ -1,0 +1,4 @@
+pytest_plugins = [
+    "tests.fixtures.pki",
+    "tests.fixtures.certomancer_pki",
+]
