@@ -143,6 +143,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     if hint is Any:
         return value
     if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
         if not isinstance(value, Mapping):
             raise SettingsError(f"{where}: expected a table")
         return _build(hint, value, where)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -84,6 +85,8 @@ class SignResult:
     level: Level
     field_name: str
     signing_time: dt.datetime
+    input_sha256: str
+    output_sha256: str
 
 
 class _ClockedPdfSigner(PdfSigner):
@@ -165,7 +168,14 @@ async def _sign_at(
         except _ReserveTooSmall as exc:
             reserve = exc.needed + 4_096
             continue
-        return SignResult(pdf, level, opened.next_field_name(), now)
+        return SignResult(
+            pdf,
+            level,
+            opened.next_field_name(),
+            now,
+            hashlib.sha256(data).hexdigest(),
+            hashlib.sha256(pdf).hexdigest(),
+        )
     raise SigningError("the signature container did not fit its reservation")  # pragma: no cover
 
 

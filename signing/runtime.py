@@ -16,6 +16,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
 from .engine import AgencyKey, SigningContext, TsaFailurePolicy
+from .devpki import is_development_certificate
 from .errors import ConfigurationError
 from .keys.base import KeySpec, open_key_provider
 from .keys.certs import load_certificates
@@ -63,6 +64,7 @@ class SigningSpec:
     trust: TrustSpec = field(default_factory=TrustSpec)
     tsa_failure: TsaFailurePolicy = TsaFailurePolicy.FAIL
     font_path: str = ""
+    refuse_development_keys: bool = True  # production: DEVELOPMENT-marked certificates fail
 
 
 def _read_all(paths: tuple[str, ...]) -> list[bytes]:
@@ -111,9 +113,14 @@ async def open_context(
     try:
         for agency in spec.agencies:
             seal = Path(agency.seal_path).read_bytes() if agency.seal_path else None
-            keys[agency.code] = AgencyKey(
-                agency.code, agency.name, open_key_provider(agency.key), seal
-            )
+            provider = open_key_provider(agency.key)
+            keys[agency.code] = AgencyKey(agency.code, agency.name, provider, seal)
+            subject = provider.certificate.subject.human_friendly
+            if spec.refuse_development_keys and is_development_certificate(subject):
+                raise ConfigurationError(
+                    f"agency {agency.code}: a development certificate is refused outside "
+                    "development mode"
+                )
     except BaseException:
         for opened in keys.values():
             with contextlib.suppress(Exception):

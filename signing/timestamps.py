@@ -15,6 +15,7 @@ carry credentials), never a header, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -75,6 +76,8 @@ class HttpTimeStamper(TimeStamper):
         parsed = URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ConfigurationError("timestamp authority URL must be an http(s) URL")
+        if parsed.user is not None and any(k.lower() == "authorization" for k in headers or {}):
+            raise ConfigurationError("TSA URL credentials and an Authorization header exclude each other")
         if timeout <= 0 or retries < 0 or backoff < 0:
             raise ConfigurationError("TSA timeout must be > 0, retries and backoff >= 0")
         super().__init__(include_nonce=True)
@@ -166,8 +169,10 @@ class HttpTimeStamper(TimeStamper):
 def _describe(exc: BaseException) -> str:
     """Short cause of a connection error: the OS error text, or the class name."""
     os_error = getattr(exc, "os_error", None)
-    if isinstance(os_error, OSError) and os_error.strerror:
-        return os_error.strerror
+    if isinstance(os_error, OSError) and os_error.errno:
+        return os.strerror(os_error.errno)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection"
     return type(exc).__name__
 
 

@@ -1,4 +1,5 @@
 pytest_plugins = [
     "tests.fixtures.pki",
+    "tests.fixtures.pkcs11",
     "tests.fixtures.certomancer_pki",
 ]

@@ -53,9 +53,7 @@ class StampContent:
     def __post_init__(self) -> None:
         kind = _enum_value(self.kind)
         if not isinstance(kind, str) or kind.strip().lower() not in KINDS:
-            raise InvalidOptionsError(
-                f"stamp kind must be one of {', '.join(KINDS)}, not {kind!r}"
-            )
+            raise InvalidOptionsError(f"stamp kind must be one of {', '.join(KINDS)}, not {kind!r}")
         object.__setattr__(self, "kind", kind.strip().lower())
         object.__setattr__(self, "agency_name", _clean(self.agency_name) or "")
         object.__setattr__(self, "number", _clean(self.number))

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import io
 import os
+import threading
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 REPLACEMENT_CHAR = "?"
+_BUILD_LOCK = threading.Lock()  # concurrent first calls build the font only once
 
 _VIETNAMESE_EXT_B = (0x01A0, 0x01A1, 0x01AF, 0x01B0)  # Ơ ơ Ư ư
 _PUNCTUATION = (
@@ -192,6 +194,7 @@ def _build_program(path: str) -> bytes:
             for a in font["fvar"].axes
         }
         font = instancer.instantiateVariableFont(font, location, inplace=False)
+    font.recalcTimestamp = False  # deterministic bytes (head.modified kept)
     buf = io.BytesIO()
     font.save(buf)
     return buf.getvalue()
@@ -253,7 +256,9 @@ def load_font(font_path: str | os.PathLike[str] | None = None) -> StampFont:
     """The (cached) stamp font for ``font_path`` (default: Noto Serif Regular).
 
     The same path always returns the same :class:`StampFont` object within a
-    process, so the font program is subsetted and compressed only once.
+    process, so the font program is subsetted and compressed only once (about a
+    second for Noto Serif; call this at start-up to keep it off the first request).
     """
     path = os.path.realpath(os.fspath(font_path) if font_path else default_font_path())
-    return _load_font_cached(path)
+    with _BUILD_LOCK:
+        return _load_font_cached(path)

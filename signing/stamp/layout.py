@@ -26,7 +26,11 @@ LEADING = 1.2  # baseline-to-baseline distance, in font sizes
 _SIZE_STEP = 0.25
 
 # (width, height, margin) in points
-_BOXES = {"agency": (260.0, 100.0, 40.0), "copy": (200.0, 48.0, 28.0), "appendix": (200.0, 48.0, 28.0)}
+_BOXES = {
+    "agency": (260.0, 100.0, 40.0),
+    "copy": (200.0, 48.0, 28.0),
+    "appendix": (200.0, 48.0, 28.0),
+}
 
 
 class StampLayoutError(InvalidOptionsError):

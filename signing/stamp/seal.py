@@ -65,9 +65,7 @@ def _ring_text(canvas: Image.Image, text: str, centre: float, band_mid: float, s
             )
             x = centre + r * math.cos(mid) - rotated.width / 2
             y = centre + r * math.sin(mid) - rotated.height / 2
-            layer.paste(
-                Image.new("L", rotated.size, 255), (round(x), round(y)), rotated
-            )
+            layer.paste(Image.new("L", rotated.size, 255), (round(x), round(y)), rotated)
         angle += adv / r
     canvas.paste(colour, (0, 0), layer)
 

@@ -1,0 +1,37 @@
+# DocGate: `make run` starts the service in development mode, `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test bench lint dev-init clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.run-deps
+
+run: $(VENV)/.run-deps
+	$(BIN)/docgate dev-init > /dev/null
+	$(BIN)/docgate serve
+
+dev-init: $(VENV)/.run-deps
+	$(BIN)/docgate dev-init
+
+test: $(VENV)/.test-deps
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.test-deps
+	$(BIN)/python bench/sign.py
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check gateway signing exchange tests bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,136 @@
+"""Signing records: every document DocGate signs is kept, byte for byte, with who asked
+for it and what was produced.
+
+This is the file-backed first form of the archive (content-addressed blobs plus an
+append-only JSON-lines journal); the exchange issue moves the journal into the
+database behind the same interface. File I/O runs in a thread, never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+import threading
+import uuid
+from pathlib import Path
+
+__all__ = ["IdempotencyConflict", "RecordStore", "SigningRecord"]
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different request."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SigningRecord:
+    id: str
+    agency: str
+    requested_by: str
+    level: str
+    input_sha256: str
+    output_sha256: str
+    output_size: int
+    created_at: str
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+
+
+class RecordStore:
+    """Content-addressed blob store plus journal under one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._blobs = root / "blobs"
+        self._journal = root / "journal.jsonl"
+        self._lock = threading.Lock()
+        self._by_idempotency: dict[tuple[str, str], SigningRecord] = {}
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        if self._journal.exists():
+            with self._journal.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    record = SigningRecord(**json.loads(line))
+                    if record.idempotency_key:
+                        self._by_idempotency[(record.requested_by, record.idempotency_key)] = record
+        self._loaded = True
+
+    def _blob_path(self, sha256: str) -> Path:
+        return self._blobs / sha256[:2] / sha256
+
+    def _write_blob(self, sha256: str, data: bytes) -> None:
+        path = self._blob_path(sha256)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{uuid.uuid4().hex}")
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def _add(
+        self,
+        *,
+        agency: str,
+        requested_by: str,
+        level: str,
+        input_sha256: str,
+        output_sha256: str,
+        pdf: bytes,
+        now: dt.datetime,
+        idempotency_key: str | None,
+        request_fingerprint: str | None,
+    ) -> SigningRecord:
+        with self._lock:
+            self._load()
+            self._write_blob(output_sha256, pdf)  # the blob first: a record never points nowhere
+            record = SigningRecord(
+                id=str(uuid.uuid4()),
+                agency=agency,
+                requested_by=requested_by,
+                level=level,
+                input_sha256=input_sha256,
+                output_sha256=output_sha256,
+                output_size=len(pdf),
+                created_at=now.isoformat(),
+                idempotency_key=idempotency_key,
+                request_fingerprint=request_fingerprint,
+            )
+            with self._journal.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            if idempotency_key:
+                self._by_idempotency[(requested_by, idempotency_key)] = record
+            return record
+
+    def _replay(
+        self, requested_by: str, key: str, fingerprint: str
+    ) -> tuple[SigningRecord, bytes] | None:
+        with self._lock:
+            self._load()
+            record = self._by_idempotency.get((requested_by, key))
+        if record is None:
+            return None
+        if record.request_fingerprint != fingerprint:
+            raise IdempotencyConflict(key)
+        return record, self._blob_path(record.output_sha256).read_bytes()
+
+    async def add(self, **kwargs) -> SigningRecord:
+        return await asyncio.to_thread(lambda: self._add(**kwargs))
+
+    async def replay(
+        self, requested_by: str, key: str, fingerprint: str
+    ) -> tuple[SigningRecord, bytes] | None:
+        """The earlier answer to the same Idempotency-Key, or None."""
+        return await asyncio.to_thread(self._replay, requested_by, key, fingerprint)

@@ -1,0 +1,102 @@
+"""The app factory: ``create_app(settings) -> web.Application``. Nothing starts at
+import time; the signing pool, record store and wiring start in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+
+from aiohttp import web
+
+from exchange.records import RecordStore
+from signing.errors import SigningError
+from signing.keys.certs import load_certificates, to_pem
+from signing.pool import SigningPool
+
+from .keys import APP_STATE, PRINCIPAL, AppState
+from .metrics import Metrics
+from .problems import Problem, problem_middleware
+from .ratelimit import RateLimiter
+from .routes_service import routes as service_routes
+from .routes_sign import routes as sign_routes
+from .settings import Settings
+from .wiring import wire
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("docgate")
+
+_OPEN_V1 = {"/v1/verify", "/v1/trust/roots"}
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    path = request.path
+    if path.startswith("/v1/"):
+        state = request.app[APP_STATE]
+        open_path = path in _OPEN_V1 and not state.settings.auth.verify_requires_token
+        if open_path:
+            if not state.limiter.allow(request.remote or "unknown"):
+                raise Problem(429, "rate_limited", "too many requests from this address; slow down")
+        else:
+            request[PRINCIPAL] = state.wiring.tokens.authenticate(
+                request.headers.get("Authorization")
+            )
+    return await handler(request)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler):
+    started = time.perf_counter()
+    response = await handler(request)
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    metrics = request.app[APP_STATE].metrics
+    metrics.requests.labels(name, request.method, str(response.status)).inc()
+    metrics.latency.labels(name).observe(time.perf_counter() - started)
+    return response
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[metrics_middleware, problem_middleware, auth_middleware],
+        # bodies are streamed by the handlers with their own limit (gateway/body.py)
+        client_max_size=settings.service.max_upload_bytes + 1024 * 1024,
+    )
+    app.add_routes(service_routes)
+    app.add_routes(sign_routes)
+
+    async def lifecycle(app: web.Application):
+        now = dt.datetime.now(dt.UTC)
+        wiring = await asyncio.to_thread(wire, settings, now)
+        roots = await asyncio.to_thread(
+            lambda: b"".join(to_pem(c) for p in wiring.trust_roots for c in load_certificates(p))
+        )
+        pool = SigningPool(wiring.signing, settings.service.workers or None)
+        records = RecordStore(settings.var_path("archive"))
+        app[APP_STATE] = AppState(
+            settings=settings,
+            wiring=wiring,
+            pool=pool,
+            records=records,
+            metrics=Metrics(),
+            limiter=RateLimiter(),
+            trust_pem=roots,
+        )
+        try:
+            statuses = await pool.start()
+            log.info(
+                "DocGate %s mode: %d signing worker(s), agencies %s",
+                settings.service.mode.value,
+                len(statuses),
+                ", ".join(sorted(wiring.agencies)),
+            )
+        except SigningError as exc:
+            log.error("signing workers failed to start (%s); /readyz will say so", exc.detail)
+        yield
+        await pool.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

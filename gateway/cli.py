@@ -1,0 +1,135 @@
+"""The ``docgate`` command: ``serve``, ``sign``, ``dev-init``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from signing.engine import sign_pdf
+from signing.errors import SigningError
+from signing.runtime import close_context, open_context
+
+from .routes_sign import parse_options
+from .auth import Principal, Role
+from .settings import Settings, SettingsError, load_settings
+from .wiring import init_development, wire
+
+__all__ = ["main"]
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.service.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    host = args.host or settings.service.host
+    port = args.port or settings.service.port
+    logging.getLogger("docgate").info("settings: %r", settings)
+    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+    return 0
+
+
+async def _sign_file(settings: Settings, args: argparse.Namespace) -> int:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    wiring = await asyncio.to_thread(wire, settings, now)
+    agency = args.agency or next(iter(wiring.agencies), None)
+    raw = {
+        k: v
+        for k, v in {
+            "agency": agency,
+            "level": args.level,
+            "appearance": args.appearance,
+            "page": args.page,
+            "box": args.box,
+            "reason": args.reason,
+            "location": args.location,
+            "number": args.number,
+            "copy_form": args.copy_form,
+        }.items()
+        if v is not None
+    }
+    # The command line acts with the operator's authority over every configured agency.
+    options = parse_options(raw, Principal(Role.ADMIN, None, "cli"), settings.signing.default_level)
+    data = Path(args.input).read_bytes()
+    async with aiohttp.ClientSession() as session:
+        ctx = await open_context(wiring.signing, session)
+        try:
+            result = await sign_pdf(data, options, ctx, now=now)
+        finally:
+            close_context(ctx)
+    Path(args.output).write_bytes(result.pdf)
+    print(f"signed {args.input} -> {args.output} at {result.level.value} ({result.field_name})")
+    return 0
+
+
+def _dev_init(settings: Settings) -> int:
+    state = init_development(settings, dt.datetime.now(dt.UTC))
+    print(json.dumps({
+        "pki": str(state.pki.root),
+        "root_certificate": str(state.pki.root_cert),
+        "tokens": str(state.dev_tokens_file),
+    }, indent=2))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docgate", description="DocGate signing gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    sign = sub.add_parser("sign", help="sign one PDF in-process")
+    sign.add_argument("input")
+    sign.add_argument("-o", "--output", required=True)
+    sign.add_argument("--agency")
+    sign.add_argument("--level", choices=["B-B", "B-T", "B-LT", "B-LTA"])
+    sign.add_argument("--appearance", choices=["agency", "copy", "appendix", "none"])
+    sign.add_argument("--page", type=int)
+    sign.add_argument("--box")
+    sign.add_argument("--reason")
+    sign.add_argument("--location")
+    sign.add_argument("--number")
+    sign.add_argument("--copy-form", dest="copy_form")
+    sub.add_parser("dev-init", help="create the development PKI, seals and tokens under var/")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"docgate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings)
+    try:
+        if args.command == "serve":
+            return _serve(settings, args)
+        if args.command == "sign":
+            return asyncio.run(_sign_file(settings, args))
+        return _dev_init(settings)
+    except SigningError as exc:
+        print(f"docgate: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"docgate: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

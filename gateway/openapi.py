@@ -1,0 +1,147 @@
+"""The OpenAPI 3.1 document of the endpoints this service answers (API.md)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+__all__ = ["openapi_document"]
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    return {
+        str(s): {
+            "description": "problem+json",
+            "content": {"application/problem+json": {"schema": _PROBLEM}},
+        }
+        for s in statuses
+    }
+
+
+_SIGN_OPTIONS = {
+    "agency": {"type": "string", "pattern": r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"},
+    "level": {"type": "string", "enum": ["B-B", "B-T", "B-LT", "B-LTA"], "default": "B-LT"},
+    "appearance": {
+        "type": "string",
+        "enum": ["agency", "copy", "appendix", "none"],
+        "default": "agency",
+    },
+    "page": {"type": "integer", "description": "1-based; negative counts from the end"},
+    "box": {"type": "string", "description": "x1,y1,x2,y2 in points"},
+    "reason": {"type": "string", "maxLength": 200},
+    "location": {"type": "string", "maxLength": 200},
+    "number": {"type": "string", "maxLength": 200},
+    "copy_form": {"type": "string", "enum": ["SAO Y", "SAO LỤC", "TRÍCH SAO"]},
+}
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    pdf = {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "DocGate", "version": "1.0.0"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail", "code"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "code": {"type": "string"},
+                    },
+                },
+                "SignOptions": {"type": "object", "properties": _SIGN_OPTIONS},
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "security": [],
+                    "responses": {"200": {"description": '{"status": "ok"}'}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "names the failing checks"},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "security": [],
+                    "responses": {"200": {"description": "Prometheus text format"}},
+                }
+            },
+            "/openapi.json": {
+                "get": {"security": [], "responses": {"200": {"description": "this document"}}}
+            },
+            "/v1/trust/roots": {
+                "get": {
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "PEM bundle of the trust anchors",
+                            "content": {"application/x-pem-file": {}},
+                        },
+                        **_problems(429),
+                    },
+                }
+            },
+            "/v1/sign": {
+                "post": {
+                    "summary": "Sign a PDF with PAdES (ETSI.CAdES.detached)",
+                    "parameters": [
+                        {"name": name, "in": "query", "required": False, "schema": schema}
+                        for name, schema in _SIGN_OPTIONS.items()
+                    ]
+                    + [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "maxLength": 200},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            **pdf,
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["file"],
+                                    "properties": {
+                                        "file": {"type": "string", "format": "binary"},
+                                        "options": {"$ref": "#/components/schemas/SignOptions"},
+                                    },
+                                }
+                            },
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "the signed document",
+                            "headers": {
+                                "DocGate-Level": {"schema": {"type": "string"}},
+                                "DocGate-Record": {"schema": {"type": "string"}},
+                                "Repr-Digest": {"schema": {"type": "string"}},
+                            },
+                            "content": pdf,
+                        },
+                        **_problems(400, 401, 403, 404, 413, 415, 422, 503),
+                    },
+                }
+            },
+        },
+    }

@@ -1,0 +1,148 @@
+"""POST /v1/sign: parse, authorise, hand the document to a signing worker, archive the
+result, answer with the signed PDF."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from aiohttp import web
+
+from signing.errors import InvalidOptionsError
+from signing.options import Appearance, CopyForm, Level, SignOptions, parse_box
+
+from .auth import Principal
+from .body import read_upload
+from .keys import APP_STATE, PRINCIPAL
+from .problems import Problem
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+_KNOWN = {
+    "agency",
+    "level",
+    "appearance",
+    "page",
+    "box",
+    "reason",
+    "location",
+    "number",
+    "copy_form",
+}
+
+
+def _str(raw: dict[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise InvalidOptionsError(f"{name} must be a string")
+    return value
+
+
+def parse_options(raw: dict[str, Any], principal: Principal, default_level: Level) -> SignOptions:
+    unknown = sorted(set(raw) - _KNOWN)
+    if unknown:
+        raise InvalidOptionsError(f"unknown option(s): {', '.join(unknown)}")
+    agency = principal.signing_agency(_str(raw, "agency"))
+    page_raw = _str(raw, "page")
+    try:
+        page = int(page_raw) if page_raw is not None else None
+    except ValueError:
+        raise InvalidOptionsError("page must be an integer (1-based, negative from the end)") from None
+    box_raw = raw.get("box")
+    if isinstance(box_raw, list):
+        box_raw = ",".join(str(v) for v in box_raw)
+    level = _str(raw, "level")
+    appearance = _str(raw, "appearance")
+    copy_form = _str(raw, "copy_form")
+    return SignOptions(
+        agency=agency,
+        level=Level.parse(level) if level else default_level,
+        appearance=Appearance.parse(appearance) if appearance else Appearance.AGENCY,
+        page=page,
+        box=parse_box(box_raw) if box_raw else None,
+        reason=_str(raw, "reason"),
+        location=_str(raw, "location"),
+        number=_str(raw, "number"),
+        copy_form=CopyForm.parse(copy_form) if copy_form else None,
+    )
+
+
+def _fingerprint(data: bytes, raw: dict[str, Any]) -> str:
+    digest = hashlib.sha256(data)
+    digest.update(json.dumps(raw, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _answer(pdf: bytes, sha256_hex: str, level: str, record_id: str) -> web.Response:
+    digest = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={
+            "DocGate-Level": level,
+            "DocGate-Record": record_id,
+            "Repr-Digest": f"sha-256=:{digest}:",
+            "Content-Disposition": 'attachment; filename="signed.pdf"',
+        },
+    )
+
+
+@routes.post("/v1/sign")
+async def sign(request: web.Request) -> web.Response:
+    state = request.app[APP_STATE]
+    principal: Principal = request[PRINCIPAL]
+    upload = await read_upload(request, state.settings.service.max_upload_bytes)
+    options = parse_options(upload.options, principal, state.settings.signing.default_level)
+    if options.agency not in state.wiring.agencies:
+        raise Problem(404, "unknown_agency", f"agency {options.agency} is not configured here")
+
+    requester = principal.label or principal.role.value
+    idem_key = request.headers.get("Idempotency-Key")
+    fingerprint = None
+    if idem_key is not None:
+        if not 1 <= len(idem_key) <= 200 or not idem_key.isprintable():
+            raise Problem(422, "invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
+        fingerprint = await asyncio.to_thread(_fingerprint, upload.data, upload.options)
+        async with state.idempotency_lock(requester, idem_key):
+            try:
+                replay = await state.records.replay(requester, idem_key, fingerprint)
+            except state.IdempotencyConflict:
+                raise Problem(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request",
+                ) from None
+            if replay is not None:
+                record, pdf = replay
+                return _answer(pdf, record.output_sha256, record.level, record.id)
+            return await _sign_and_record(state, upload.data, options, requester, idem_key, fingerprint)
+    return await _sign_and_record(state, upload.data, options, requester, None, None)
+
+
+async def _sign_and_record(state, data, options, requester, idem_key, fingerprint) -> web.Response:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    started = asyncio.get_running_loop().time()
+    result = await state.pool.sign(data, options, now)
+    state.metrics.observe_signature(result.level.value, asyncio.get_running_loop().time() - started)
+    record = await state.records.add(
+        agency=options.agency,
+        requested_by=requester,
+        level=result.level.value,
+        input_sha256=result.input_sha256,
+        output_sha256=result.output_sha256,
+        pdf=result.pdf,
+        now=now,
+        idempotency_key=idem_key,
+        request_fingerprint=fingerprint,
+    )
+    return _answer(result.pdf, result.output_sha256, result.level.value, record.id)

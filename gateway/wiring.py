@@ -1,0 +1,173 @@
+"""From settings to the pieces the app runs: the signing spec for the worker pool, the
+token store and the trust anchors. Development mode first creates what it needs under
+``var/`` (PKI, seals, tokens); production mode reads only what it is given."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from signing.devpki import DevPki, ensure_dev_pki
+from signing.keys.base import KeySpec, ProviderKind
+from signing.runtime import AgencySpec, SigningSpec, TrustSpec, TsaSpec
+from signing.stamp import make_dev_seal
+
+from .auth import Role, TokenStore, hash_token, new_token
+from .settings import Settings
+
+__all__ = ["Wiring", "init_development", "wire"]
+
+log = logging.getLogger("docgate.wiring")
+
+
+@dataclass(frozen=True)
+class Wiring:
+    signing: SigningSpec
+    tokens: TokenStore
+    trust_roots: tuple[Path, ...]
+    agencies: dict[str, str]  # code -> name
+
+
+@dataclass(frozen=True)
+class DevState:
+    pki: DevPki
+    tokens_file: Path
+    dev_tokens_file: Path
+    seals: dict[str, Path]
+
+
+def init_development(settings: Settings, now: dt.datetime) -> DevState:
+    """Create (or reuse) the development PKI, seals and tokens under var/."""
+    var = settings.service.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    var.chmod(0o700)
+    agencies = list(settings.development.agencies)
+    crl_base = f"http://{settings.service.host}:{settings.service.port}/dev/pki"
+    pki = ensure_dev_pki(var / "pki", agencies, now=now, crl_base=crl_base)
+    seals = {}
+    for agency in agencies:
+        seal = var / "seals" / f"{agency.code}.png"
+        if not seal.exists():
+            seal.parent.mkdir(parents=True, exist_ok=True)
+            seal.write_bytes(make_dev_seal(agency.name))
+        seals[agency.code] = seal
+    dev_tokens = var / "dev-tokens.json"
+    tokens_file = var / "tokens.json"
+    if not dev_tokens.exists() or not tokens_file.exists():
+        plain = {
+            "admin": new_token(),
+            "auditor": new_token(),
+            "agencies": {a.code: new_token() for a in agencies},
+        }
+        rows = [
+            {"sha256": hash_token(plain["admin"]), "role": Role.ADMIN.value, "label": "dev-admin"},
+            {
+                "sha256": hash_token(plain["auditor"]),
+                "role": Role.AUDITOR.value,
+                "label": "dev-auditor",
+            },
+        ] + [
+            {
+                "sha256": hash_token(tok),
+                "role": Role.AGENCY.value,
+                "agency": code,
+                "label": f"dev-{code}",
+            }
+            for code, tok in plain["agencies"].items()
+        ]
+        TokenStore.write(tokens_file, rows)
+        dev_tokens.write_text(json.dumps(plain, indent=2))
+        dev_tokens.chmod(0o600)
+        log.info("development tokens written to %s", dev_tokens)
+    return DevState(pki, tokens_file, dev_tokens, seals)
+
+
+def _development_spec(settings: Settings, dev: DevState) -> SigningSpec:
+    pki = dev.pki
+    agencies = tuple(
+        AgencySpec(
+            code=a.code,
+            name=a.name,
+            key=KeySpec(
+                provider=ProviderKind.PKCS12,
+                path=str(pki.agency_p12(a.code)),
+                password_file=str(pki.password_file),
+            ),
+            seal_path=str(dev.seals[a.code]),
+        )
+        for a in settings.development.agencies
+    )
+    sig = settings.signing
+    tsa = TsaSpec(
+        url=sig.tsa_url,
+        timeout=sig.tsa_timeout_s,
+        retries=sig.tsa_retries,
+        auth_header=sig.tsa_auth_header.reveal(),
+        dev_cert=str(pki.tsa_cert),
+        dev_key=str(pki.tsa_key),
+        dev_chain=(str(pki.intermediate_cert), str(pki.root_cert)),
+    )
+    trust = TrustSpec(
+        roots=(str(pki.root_cert), *settings.trust.roots),
+        intermediates=(str(pki.intermediate_cert), *settings.trust.intermediates),
+        crls=tuple(str(p) for p in pki.crls) + settings.trust.crls,
+        ocsps=tuple(str(p) for p in sorted(pki.ocsp_dir.glob("*.ocsp"))) + settings.trust.ocsps,
+        allow_fetching=False,
+        fetch_timeout=sig.revocation_fetch_timeout_s,
+    )
+    return SigningSpec(
+        agencies=agencies,
+        tsa=tsa,
+        trust=trust,
+        tsa_failure=sig.tsa_failure,
+        font_path=sig.stamp_font,
+        refuse_development_keys=False,
+    )
+
+
+def _production_spec(settings: Settings) -> SigningSpec:
+    sig = settings.signing
+    return SigningSpec(
+        agencies=tuple(
+            AgencySpec(code=a.code, name=a.name, key=a.key, seal_path=a.seal)
+            for a in settings.agencies
+        ),
+        tsa=TsaSpec(
+            url=sig.tsa_url,
+            timeout=sig.tsa_timeout_s,
+            retries=sig.tsa_retries,
+            auth_header=sig.tsa_auth_header.reveal(),
+        ),
+        trust=TrustSpec(
+            roots=settings.trust.roots,
+            intermediates=settings.trust.intermediates,
+            crls=settings.trust.crls,
+            ocsps=settings.trust.ocsps,
+            allow_fetching=settings.trust.allow_fetching,
+            fetch_timeout=sig.revocation_fetch_timeout_s,
+        ),
+        tsa_failure=sig.tsa_failure,
+        font_path=sig.stamp_font,
+        refuse_development_keys=True,
+    )
+
+
+def wire(settings: Settings, now: dt.datetime) -> Wiring:
+    if settings.development_mode:
+        dev = init_development(settings, now)
+        spec = _development_spec(settings, dev)
+        tokens_file = Path(settings.auth.tokens_file) if settings.auth.tokens_file else dev.tokens_file
+        names = {a.code: a.name for a in settings.development.agencies}
+    else:
+        spec = _production_spec(settings)
+        tokens_file = Path(settings.auth.tokens_file)
+        names = {a.code: a.name for a in settings.agencies}
+    return Wiring(
+        signing=spec,
+        tokens=TokenStore.load(tokens_file),
+        trust_roots=tuple(Path(p) for p in spec.trust.roots),
+        agencies=names,
+    )
