@@ -77,7 +77,9 @@ class HttpTimeStamper(TimeStamper):
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ConfigurationError("timestamp authority URL must be an http(s) URL")
         if parsed.user is not None and any(k.lower() == "authorization" for k in headers or {}):
-            raise ConfigurationError("TSA URL credentials and an Authorization header exclude each other")
+            raise ConfigurationError(
+                "TSA URL credentials and an Authorization header exclude each other"
+            )
         if timeout <= 0 or retries < 0 or backoff < 0:
             raise ConfigurationError("TSA timeout must be > 0, retries and backoff >= 0")
         super().__init__(include_nonce=True)

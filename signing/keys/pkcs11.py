@@ -274,7 +274,7 @@ class TokenSigner(PKCS11Signer):
         if spec.pre_sign_transform is not None:
             data = spec.pre_sign_transform(data)
         try:
-            if True:
+            with self._shared.module.lock:
                 signature = self._key.sign(data, **spec.sign_kwargs)
         except PKCS11Error as exc:
             raise KeyUnavailableError(

@@ -92,8 +92,11 @@ async def test_certomancer_tsa_token_matches_request(test_pki, session):
     sid = token["content"]["signer_infos"][0]["sid"].chosen
     assert sid["serial_number"].native == test_pki.tsa_cert.serial_number
     assert sid["issuer"] == test_pki.tsa_cert.issuer
-    eku = [e for e in test_pki.tsa_cert["tbs_certificate"]["extensions"]
-           if e["extn_id"].native == "extended_key_usage"]
+    eku = [
+        e
+        for e in test_pki.tsa_cert["tbs_certificate"]["extensions"]
+        if e["extn_id"].native == "extended_key_usage"
+    ]
     assert eku and eku[0]["critical"].native and eku[0]["extn_value"].native == ["time_stamping"]
 
     status = await _token_status(token, _context(test_pki.root_cert, session), DIGEST)
@@ -199,8 +202,11 @@ async def test_detail_never_shows_credentials_or_path(flaky_tsa, session, userin
 
 def test_url_credentials_and_authorization_header_are_refused_up_front():
     with pytest.raises(ConfigurationError):
-        HttpTimeStamper("http://u:p@127.0.0.1/tsa", session=None,  # type: ignore[arg-type]
-                        headers={"authorization": "Basic x"})
+        HttpTimeStamper(
+            "http://u:p@127.0.0.1/tsa",
+            session=None,  # type: ignore[arg-type]
+            headers={"authorization": "Basic x"},
+        )
 
 
 # ------------------------------------------------------------- response matching
@@ -264,8 +270,9 @@ def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
 
 
 def _pkcs8(key: rsa.RSAPrivateKey, encoding=serialization.Encoding.DER) -> bytes:
-    return key.private_bytes(encoding, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 async def test_dev_timestamper_token_verifies_against_its_tsa_certificate():
@@ -292,8 +299,9 @@ async def test_load_dev_timestamper_reads_pem_files(tmp_path):
     (tmp_path / "tsa.pem").write_bytes(tsa.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "tsa.key.pem").write_bytes(_pkcs8(tsa_key, serialization.Encoding.PEM))
     (tmp_path / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
-    stamper = load_dev_timestamper(tmp_path / "tsa.pem", tmp_path / "tsa.key.pem",
-                                   [tmp_path / "root.pem"])
+    stamper = load_dev_timestamper(
+        tmp_path / "tsa.pem", tmp_path / "tsa.key.pem", [tmp_path / "root.pem"]
+    )
     token = await stamper.async_timestamp(DIGEST, "sha256")
     context = ValidationContext(trust_roots=[_asn1(root)], revocation_mode="soft-fail")
     status = await _token_status(token, context, DIGEST)
@@ -305,14 +313,16 @@ async def test_load_dev_timestamper_reads_pem_files(tmp_path):
 
 def _one_page_pdf() -> bytes:
     writer = PdfFileWriter()
-    font = generic.DictionaryObject({
-        pdf_name("/Type"): pdf_name("/Font"),
-        pdf_name("/Subtype"): pdf_name("/Type1"),
-        pdf_name("/BaseFont"): pdf_name("/Helvetica"),
-    })
-    resources = generic.DictionaryObject({
-        pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): writer.add_object(font)})
-    })
+    font = generic.DictionaryObject(
+        {
+            pdf_name("/Type"): pdf_name("/Font"),
+            pdf_name("/Subtype"): pdf_name("/Type1"),
+            pdf_name("/BaseFont"): pdf_name("/Helvetica"),
+        }
+    )
+    resources = generic.DictionaryObject(
+        {pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): writer.add_object(font)})}
+    )
     content = generic.StreamObject(stream_data=b"BT /F1 18 Tf 72 760 Td (DocGate test) Tj ET")
     writer.insert_page(PageObject(writer.add_object(content), (0, 0, 595, 842), resources))
     out = BytesIO()
@@ -329,10 +339,12 @@ async def _sign(test_pki, session, p12, *, lt: bool) -> bytes:
         embed_validation_info=lt,
         validation_context=_context(test_pki.root_cert, session) if lt else None,
     )
-    signer = PdfSigner(meta, signer=provider.signer(),
-                       timestamper=HttpTimeStamper(test_pki.tsa_url, session))
-    out = await signer.async_sign_pdf(IncrementalPdfFileWriter(BytesIO(_one_page_pdf())),
-                                      output=BytesIO())
+    signer = PdfSigner(
+        meta, signer=provider.signer(), timestamper=HttpTimeStamper(test_pki.tsa_url, session)
+    )
+    out = await signer.async_sign_pdf(
+        IncrementalPdfFileWriter(BytesIO(_one_page_pdf())), output=BytesIO()
+    )
     return out.getvalue()
 
 
@@ -366,8 +378,10 @@ async def test_pades_signature_with_http_timestamp_validates(test_pki, session, 
         responses = [ocsp.OCSPResponse.load(ref.get_object().data) for ref in dss.ocsps]
         assert all(r["response_status"].native == "successful" for r in responses)
         crls = [crl.CertificateList.load(ref.get_object().data) for ref in dss.crls]
-        assert all(c.issuer in (test_pki.root_cert.subject, test_pki.intermediate_cert.subject)
-                   for c in crls)
+        assert all(
+            c.issuer in (test_pki.root_cert.subject, test_pki.intermediate_cert.subject)
+            for c in crls
+        )
         embedded_certs = {c.dump() for c in dss.load_certs()}
         assert test_pki.intermediate_cert.dump() in embedded_certs
     else:
@@ -389,7 +403,8 @@ def test_pki_material(test_pki):
         provider = Pkcs12KeyProvider.from_bytes(p12.read(), p12.password)
         assert provider.certificate.dump() == p12.certificate.dump()
         assert [c.dump() for c in provider.chain] == [
-            test_pki.intermediate_cert.dump(), test_pki.root_cert.dump()
+            test_pki.intermediate_cert.dump(),
+            test_pki.root_cert.dump(),
         ]
         usage = p12.certificate.key_usage_value.native
         assert {"digital_signature", "non_repudiation"} <= set(usage)

@@ -136,6 +136,7 @@ def _pkcs11_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: SoftHsm
             raise AssertionError("the token was searched / opened again after open()")
 
         signer = provider.signer()
+        mp.setattr(signer, "pkcs11_session", _NoSearchSession(signer.pkcs11_session))
         mp.setattr(pkcs11, "lib", boom)
         mp.setattr(p11_provider, "_open_session", boom)
         mp.setattr(p11_provider, "_load_module", boom)
@@ -162,6 +163,20 @@ def _pkcs11_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: SoftHsm
         forbid_reload=forbid_reload,
         extra={"token": token},
     )
+
+
+class _NoSearchSession:
+    """A PKCS#11 session that refuses object searches (python-pkcs11's Session is an
+    extension type, so its methods cannot be patched in place)."""
+
+    def __init__(self, session) -> None:
+        self._session = session
+
+    def get_objects(self, *args, **kwargs):
+        raise AssertionError("the token was searched again after open()")
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
 
 
 @pytest.fixture
@@ -368,11 +383,14 @@ def _in_forked_child(target: Callable[[], str]) -> tuple[int | None, str]:
     process = ctx.Process(target=run)
     process.start()
     sender.close()
-    process.join(120)
+    process.join(60)
     if process.is_alive():  # pragma: no cover - hung child
         process.kill()
         process.join()
-    message = receiver.recv() if receiver.poll() else ""
+    try:
+        message = receiver.recv() if receiver.poll() else ""
+    except EOFError:  # the child died before reporting
+        message = ""
     return process.exitcode, message
 
 

@@ -32,7 +32,7 @@ from pyhanko.sign import signers
 from pyhanko.sign.fields import SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.signers.pdf_signer import PdfSigner
 
-from signing.errors import InvalidOptionsError
+from signing.errors import ConfigurationError, InvalidOptionsError
 from signing.options import Appearance, CopyForm
 from signing.stamp import (
     StampContent,
@@ -255,6 +255,14 @@ def test_font_is_a_static_instance() -> None:
     font = TTFont(io.BytesIO(load_font().program))
     assert "fvar" not in font and "gvar" not in font
     assert font["OS/2"].usWeightClass == 400
+
+
+def test_unusable_font_path_is_a_configuration_error(tmp_path) -> None:
+    with pytest.raises(ConfigurationError):
+        build_stamp_style(agency_content(seal=False), font_path=str(tmp_path / "missing.ttf"))
+    (tmp_path / "junk.ttf").write_bytes(b"not a font")
+    with pytest.raises(ConfigurationError):
+        load_font(tmp_path / "junk.ttf")
 
 
 def test_missing_glyphs_become_question_marks() -> None:
