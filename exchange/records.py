@@ -30,6 +30,7 @@ class SigningRecord:
     agency: str
     requested_by: str
     level: str
+    appearance: str
     input_sha256: str
     output_sha256: str
     output_size: int
@@ -84,6 +85,7 @@ class RecordStore:
         agency: str,
         requested_by: str,
         level: str,
+        appearance: str,
         input_sha256: str,
         output_sha256: str,
         pdf: bytes,
@@ -99,6 +101,7 @@ class RecordStore:
                 agency=agency,
                 requested_by=requested_by,
                 level=level,
+                appearance=appearance,
                 input_sha256=input_sha256,
                 output_sha256=output_sha256,
                 output_size=len(pdf),

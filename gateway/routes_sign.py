@@ -67,7 +67,7 @@ def parse_options(raw: dict[str, Any], principal: Principal, default_level: Leve
     return SignOptions(
         agency=agency,
         level=Level.parse(level) if level else default_level,
-        appearance=Appearance.parse(appearance) if appearance else Appearance.AGENCY,
+        appearance=Appearance.parse(appearance) if appearance else None,
         page=page,
         box=parse_box(box_raw) if box_raw else None,
         reason=_str(raw, "reason"),
@@ -83,7 +83,9 @@ def _fingerprint(data: bytes, raw: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def _answer(pdf: bytes, sha256_hex: str, level: str, record_id: str) -> web.Response:
+def _answer(
+    pdf: bytes, sha256_hex: str, level: str, record_id: str, appearance: str
+) -> web.Response:
     digest = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
     return web.Response(
         body=pdf,
@@ -91,6 +93,7 @@ def _answer(pdf: bytes, sha256_hex: str, level: str, record_id: str) -> web.Resp
         headers={
             "DocGate-Level": level,
             "DocGate-Record": record_id,
+            "DocGate-Appearance": appearance,
             "Repr-Digest": f"sha-256=:{digest}:",
             "Content-Disposition": 'attachment; filename="signed.pdf"',
         },
@@ -124,7 +127,7 @@ async def sign(request: web.Request) -> web.Response:
                 ) from None
             if replay is not None:
                 record, pdf = replay
-                return _answer(pdf, record.output_sha256, record.level, record.id)
+                return _answer(pdf, record.output_sha256, record.level, record.id, record.appearance)
             return await _sign_and_record(state, upload.data, options, requester, idem_key, fingerprint)
     return await _sign_and_record(state, upload.data, options, requester, None, None)
 
@@ -138,6 +141,7 @@ async def _sign_and_record(state, data, options, requester, idem_key, fingerprin
         agency=options.agency,
         requested_by=requester,
         level=result.level.value,
+        appearance=result.appearance.value,
         input_sha256=result.input_sha256,
         output_sha256=result.output_sha256,
         pdf=result.pdf,
@@ -145,4 +149,6 @@ async def _sign_and_record(state, data, options, requester, idem_key, fingerprin
         idempotency_key=idem_key,
         request_fingerprint=fingerprint,
     )
-    return _answer(result.pdf, result.output_sha256, result.level.value, record.id)
+    return _answer(
+        result.pdf, result.output_sha256, result.level.value, record.id, result.appearance.value
+    )

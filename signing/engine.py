@@ -87,6 +87,7 @@ class SignResult:
     signing_time: dt.datetime
     input_sha256: str
     output_sha256: str
+    appearance: Appearance
 
 
 class _ClockedPdfSigner(PdfSigner):
@@ -164,7 +165,7 @@ async def _sign_at(
     for _attempt in range(3):
         opened = open_pdf(data)
         try:
-            pdf = await _sign_once(opened, options, level, agency, ctx, now, reserve)
+            pdf, appearance = await _sign_once(opened, options, level, agency, ctx, now, reserve)
         except _ReserveTooSmall as exc:
             reserve = exc.needed + 4_096
             continue
@@ -175,6 +176,7 @@ async def _sign_at(
             now,
             hashlib.sha256(data).hexdigest(),
             hashlib.sha256(pdf).hexdigest(),
+            appearance,
         )
     raise SigningError("the signature container did not fit its reservation")  # pragma: no cover
 
@@ -184,25 +186,47 @@ class _ReserveTooSmall(Exception):
         self.needed = needed
 
 
+# The smallest page on which the default (agency) stamp is drawn when the caller did
+# not ask for an appearance: below this a stamp could not be read, so the signature is
+# invisible and the answer says so (DocGate-Appearance: none).
+_MIN_PAGE_FOR_DEFAULT_STAMP = (200.0, 150.0)
+
+
+def _choose_appearance(
+    opened: OpenedPdf, options: SignOptions
+) -> tuple[Appearance, int | None, tuple[float, float, float, float] | None]:
+    """The appearance actually drawn, the 0-based page and the page's box."""
+    appearance = options.appearance or Appearance.AGENCY
+    if appearance is Appearance.NONE:
+        return appearance, None, None
+    default_page = -1 if appearance is Appearance.AGENCY else 1
+    index = opened.resolve_page(options.page if options.page is not None else default_page)
+    pbox = page_box(opened, index)
+    min_w, min_h = _MIN_PAGE_FOR_DEFAULT_STAMP
+    too_small = pbox[2] - pbox[0] < min_w or pbox[3] - pbox[1] < min_h
+    if options.appearance is None and options.box is None and too_small:
+        return Appearance.NONE, None, None
+    return appearance, index, pbox
+
+
 def _visible_setup(
     opened: OpenedPdf, options: SignOptions, agency: AgencyKey, ctx: SigningContext, now: dt.datetime
 ):
     field_name = opened.next_field_name()
-    if options.appearance is Appearance.NONE:
-        return fields.SigFieldSpec(field_name), None
-    default_page = -1 if options.appearance is Appearance.AGENCY else 1
-    index = opened.resolve_page(options.page if options.page is not None else default_page)
-    box = options.box or default_box(options.appearance.value, page_box(opened, index))
+    appearance, index, pbox = _choose_appearance(opened, options)
+    if appearance is Appearance.NONE or index is None or pbox is None:
+        return fields.SigFieldSpec(field_name), None, Appearance.NONE
+    box = options.box or default_box(appearance.value, pbox)
     content = StampContent(
-        kind=options.appearance.value,
+        kind=appearance.value,
         agency_name=agency.name,
         signing_time=now,
-        seal_png=agency.seal_png if options.appearance is Appearance.AGENCY else None,
+        seal_png=agency.seal_png if appearance is Appearance.AGENCY else None,
         copy_form=options.copy_form.value if options.copy_form else None,
         number=options.number,
     )
     spec = fields.SigFieldSpec(field_name, on_page=index, box=tuple(int(round(v)) for v in box))
-    return spec, build_stamp_style(content, ctx.font_path)
+    return spec, build_stamp_style(content, ctx.font_path), appearance
 
 
 async def _sign_once(
@@ -213,8 +237,8 @@ async def _sign_once(
     ctx: SigningContext,
     now: dt.datetime,
     reserve: int,
-) -> bytes:
-    field_spec, style = _visible_setup(opened, options, agency, ctx, now)
+) -> tuple[bytes, Appearance]:
+    field_spec, style, appearance = _visible_setup(opened, options, agency, ctx, now)
     vc = ctx.validation_context() if level.needs_revocation else None
     try:
         if vc is not None and ctx.timestamper is not None:
@@ -257,4 +281,4 @@ async def _sign_once(
                 f"the certificate of agency {agency.code} does not validate: {cause}"
             ) from None
         raise CertificateProblemError(f"signing failed: {message}") from None
-    return output.getvalue()
+    return output.getvalue(), appearance

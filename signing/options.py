@@ -110,7 +110,7 @@ class SignOptions:
 
     agency: str
     level: Level = Level.B_LT
-    appearance: Appearance = Appearance.AGENCY
+    appearance: Appearance | None = None  # None: the agency stamp where the page has room
     page: int | None = None  # 1-based; negative counts from the end; None: default per kind
     box: Box | None = None
     reason: str | None = None
