@@ -14,10 +14,11 @@ Three properties of PKCS#11 (and of python-pkcs11 on top of it) shape this modul
 * **No concurrent calls into a module.** python-pkcs11 calls ``C_Initialize(NULL)``, which
   tells the module the application will not call it from several threads at once;
   SoftHSM2 then disables its internal locking, and two threads signing on two sessions
-  at the same time crash the process (SIGSEGV, reproduced with SoftHSM 2.6.1). Every
-  call into a module is therefore made under one per-module lock, and the signer signs
-  synchronously in ``async_sign_raw`` instead of handing the session to pyHanko's
-  default thread-pool executor.
+  at the same time crash the process (SIGSEGV/SIGABRT, reproduced with SoftHSM 2.6.1).
+  Every call into a module is therefore made under one per-module lock, and the signer
+  signs synchronously in ``async_sign_raw`` (as ``CachedKeySigner`` does) instead of
+  handing the session to pyHanko's default thread-pool executor. A signature blocks
+  the event loop for the duration of one token operation (~0.5 ms on SoftHSM2).
 * **Sessions do not survive fork.** A provider opened in a parent process refuses to
   sign in a forked child (open it in each worker instead); opening a provider in a
   forked child re-initialises the module first.
@@ -91,6 +92,8 @@ class _SharedSession:
 def _after_fork_in_child() -> None:
     # No PKCS#11 calls here: only forget the parent's sessions (they belong to it) and
     # remember which modules must be re-initialised before this process uses them.
+    global _registry_lock
+    _registry_lock = threading.Lock()  # another thread may have held it at fork time
     _forked_paths.update(_modules)
     _forked_paths.update(getattr(pkcs11, "_loaded", {}))
     _modules.clear()
@@ -121,7 +124,8 @@ def _load_module(path: str) -> _Module:
             _forked_paths.discard(real)
             _reinitialize(lib)
     except PKCS11Error as exc:
-        raise KeyUnavailableError(f"cannot load PKCS#11 module {path}: {exc}") from None
+        text = str(exc).removeprefix(f"OS exception while loading {real}: ")
+        raise KeyUnavailableError(f"cannot load PKCS#11 module {path}: {text}") from None
     module = _Module(path=real, lib=lib, pid=os.getpid())
     _modules[real] = module
     return module
@@ -347,8 +351,9 @@ class Pkcs11KeyProvider(KeyProvider):
                     )
                 )
                 if not keys:
+                    hint = "" if shared.pin_mac else " (no PIN configured: private keys are hidden)"
                     raise KeyUnavailableError(
-                        f"no private signing key labelled {key_label!r} on {where}"
+                        f"no private signing key labelled {key_label!r} on {where}{hint}"
                     )
                 if len(keys) > 1:
                     raise KeyUnavailableError(

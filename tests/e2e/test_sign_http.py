@@ -197,3 +197,19 @@ def test_second_signature_keeps_the_first_valid(service, tmp_path, dev_nss_db):
     assert "Total document signed" in sigs[1]
     # the names pyHanko reads back: Sig1 then Sig2
     assert re.findall(rb"/T \(Sig(\d)\)", agency.body)[:2] in ([b"1", b"2"], [b"2", b"1"])
+
+
+def test_tiny_page_default_is_invisible_but_explicit_stamp_is_refused(service):
+    tiny = simple_pdf(width=4, height=4)
+    answer = service.sign(tiny, service.token(AGENCY), "level=B-B")
+    assert answer.status == 200
+    assert answer.headers["docgate-appearance"] == "none"
+    refused = service.sign(tiny, service.token(AGENCY), "level=B-B&appearance=agency")
+    body = _problem(refused, 422, "stamp_does_not_fit")
+    assert "box" in body["detail"]
+
+
+def test_default_appearance_is_the_agency_stamp(service):
+    answer = service.sign(simple_pdf(), service.token(AGENCY), "level=B-B")
+    assert answer.headers["docgate-appearance"] == "agency"
+    assert b"/FontFile2" in answer.body  # the embedded stamp font

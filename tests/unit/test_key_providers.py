@@ -11,7 +11,7 @@ import multiprocessing
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from io import BytesIO
 from pathlib import Path
 
@@ -53,7 +53,6 @@ class Case:
     broken: dict[str, Callable[[], KeySpec]]  # specs that must not open
     wrong_secret: Callable[[str], KeySpec]  # spec whose password variable holds the arg
     forbid_reload: Callable[[pytest.MonkeyPatch, KeyProvider], None]
-    extra: dict = field(default_factory=dict)
 
     def open(self) -> KeyProvider:
         return open_key_provider(self.spec)
@@ -155,13 +154,10 @@ def _pkcs11_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: SoftHsm
             "unknown token label": lambda: replace(spec, token_label="no-such-token"),
             "unknown key label": lambda: replace(spec, key_label="no-such-key", cert_label=""),
             "unknown certificate label": lambda: replace(spec, cert_label="no-such-cert"),
-            "certificate of another key": lambda: replace(
-                spec, cert_label=token.second_key_label
-            ),
+            "certificate of another key": lambda: replace(spec, cert_label=token.second_key_label),
         },
         wrong_secret=wrong_secret,
         forbid_reload=forbid_reload,
-        extra={"token": token},
     )
 
 
