@@ -9,7 +9,7 @@ from asn1crypto import x509 as asn1_x509
 
 from ..errors import ConfigurationError
 
-__all__ = ["load_certificates", "to_asn1", "to_pem"]
+__all__ = ["load_certificates", "order_chain", "to_asn1", "to_pem"]
 
 
 def to_asn1(der: bytes) -> asn1_x509.Certificate:
@@ -38,3 +38,16 @@ def load_certificates(path: Path) -> list[asn1_x509.Certificate]:
         return [to_asn1(data)]
     except ValueError:
         raise ConfigurationError(f"{path} holds no readable certificate") from None
+
+
+def order_chain(
+    leaf: asn1_x509.Certificate, certs: tuple[asn1_x509.Certificate, ...]
+) -> tuple[asn1_x509.Certificate, ...]:
+    """Issuer of the leaf first, then its issuer, ...; unrelated certificates last."""
+    by_subject = {c.subject.dump(): c for c in certs}
+    ordered: list[asn1_x509.Certificate] = []
+    current = leaf
+    while current.self_signed == "no" and current.issuer.dump() in by_subject:
+        current = by_subject.pop(current.issuer.dump())
+        ordered.append(current)
+    return tuple(ordered) + tuple(by_subject.values())

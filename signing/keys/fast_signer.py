@@ -1,26 +1,100 @@
 """A pyHanko signer over an already-parsed ``cryptography`` private key.
 
 pyHanko's ``SimpleSigner`` re-parses its DER key on every signature (cryptography
-checks RSA keys on load, ~40 ms for RSA-2048) and rebuilds the certificate set each
-time. This signer keeps the parsed key and the DER-parsed ``CertificateChoices``, so
-the per-signature cost is the signature itself plus assembling the CMS structure.
-The CMS it produces is the same structure ``SimpleSigner`` produces.
+checks RSA keys on load, ~40 ms for RSA-2048). Beyond that, most of the remaining time
+goes into asn1crypto re-encoding values built from Python objects: the certificate
+set, the signer identifier and the signing-certificate-v2 attribute, which are the
+same for every signature of a signer. ``ConstantPartsMixin`` encodes them once and
+re-loads them from DER per signature (a loaded, unmodified asn1crypto value dumps its
+cached bytes). The CMS produced is the same structure, byte for byte in those parts,
+that pyHanko builds (tests/unit/test_fast_signer.py compares them).
 """
 
 from __future__ import annotations
 
-from asn1crypto import cms
+from asn1crypto import algos, cms
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
+from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
+from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-__all__ = ["CachedKeySigner"]
+__all__ = ["CachedKeySigner", "ConstantPartsMixin"]
 
 
-class CachedKeySigner(Signer):
+class _ConstantAttribute(CMSAttributeProvider):
+    """A signed attribute whose DER encoding is computed once."""
+
+    def __init__(self, attribute_type: str, der: bytes) -> None:
+        self.attribute_type = attribute_type
+        self._der = der
+
+    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute:
+        return cms.CMSAttribute.load(self._der)
+
+
+class ConstantPartsMixin:
+    """Per-signer constant CMS parts, encoded once. Mix into a pyHanko ``Signer``."""
+
+    signing_cert: asn1_x509.Certificate
+
+    def _constant(self, key: str, build) -> bytes:
+        cache = self.__dict__.setdefault("_docgate_der", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
+    def _signed_attr_providers(self, *args, **kwargs):
+        for provider in super()._signed_attr_providers(*args, **kwargs):  # type: ignore[misc]
+            if isinstance(provider, SigningCertificateV2Provider):
+                der = self._constant(
+                    "signing_certificate_v2",
+                    lambda p=provider: simple_cms_attribute(
+                        p.attribute_type, as_signing_certificate_v2(self.signing_cert)
+                    ).dump(),
+                )
+                yield _ConstantAttribute(provider.attribute_type, der)
+            else:
+                yield provider
+
+    def signer_info(self, digest_algorithm: str, signed_attrs, signature):
+        if digest_algorithm == "shake256":  # pyHanko's special case; not cached
+            return super().signer_info(digest_algorithm, signed_attrs, signature)  # type: ignore[misc]
+        cert = self.signing_cert
+        sid = self._constant(
+            "sid",
+            lambda: cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {"issuer": cert.issuer, "serial_number": cert.serial_number}
+                    )
+                }
+            ).dump(),
+        )
+        digest = self._constant(
+            f"digest:{digest_algorithm}",
+            lambda: algos.DigestAlgorithm({"algorithm": digest_algorithm}).dump(),
+        )
+        mechanism = self._constant(
+            f"mechanism:{digest_algorithm}",
+            lambda: self.get_signature_mechanism_for_digest(digest_algorithm).dump(),  # type: ignore[attr-defined]
+        )
+        return cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": cms.SignerIdentifier.load(sid),
+                "digest_algorithm": algos.DigestAlgorithm.load(digest),
+                "signature_algorithm": algos.SignedDigestAlgorithm.load(mechanism),
+                "signed_attrs": signed_attrs,
+                "signature": signature,
+            }
+        )
+
+
+class CachedKeySigner(ConstantPartsMixin, Signer):
     """Signs with a key object parsed once; PKCS#1 v1.5, RSASSA-PSS or ECDSA."""
 
     def __init__(

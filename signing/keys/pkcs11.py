@@ -56,8 +56,8 @@ from pyhanko.sign.pkcs11 import PKCS11Signer
 
 from ..errors import ConfigurationError, KeyUnavailableError
 from .base import KeyProvider, KeySpec, resolve_secret
-from .certs import load_certificates, to_asn1
-from .pkcs12 import _order_chain
+from .certs import load_certificates, order_chain, to_asn1
+from .fast_signer import ConstantPartsMixin
 
 __all__ = ["Pkcs11KeyProvider", "TokenSigner"]
 
@@ -232,7 +232,7 @@ def _describe(exc: PKCS11Error) -> str:
 # -- the signer ----------------------------------------------------------------------
 
 
-class TokenSigner(PKCS11Signer):
+class TokenSigner(ConstantPartsMixin, PKCS11Signer):
     """pyHanko's PKCS11Signer over objects looked up once, signing synchronously.
 
     The certificate and the key handle are fetched when the provider opens; signing
@@ -397,7 +397,7 @@ class Pkcs11KeyProvider(KeyProvider):
         # From the token, only the signer's issuing chain (a token may hold other
         # agencies' certificates); the configured extra certificates all go in.
         chain = _issuing_chain(signing_cert, on_token)
-        chain = _order_chain(signing_cert, _dedupe(chain + extra, signing_cert))
+        chain = order_chain(signing_cert, _dedupe(chain + extra, signing_cert))
 
         hashed, raw = _HASHED_MECHANISMS[key_type]
         use_raw = hashed not in shared.slot_mechanisms and raw in shared.slot_mechanisms

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from ..errors import KeyUnavailableError
 from .base import KeyProvider, KeySpec, resolve_secret
-from .certs import load_certificates, to_asn1
+from .certs import load_certificates, order_chain, to_asn1
 from .fast_signer import CachedKeySigner
 
 __all__ = ["Pkcs12KeyProvider"]
@@ -37,7 +37,7 @@ class Pkcs12KeyProvider(KeyProvider):
             raise KeyUnavailableError("only RSA and ECDSA keys are supported")
         signing_cert = to_asn1(cert.public_bytes(Encoding.DER))
         chain = tuple(to_asn1(c.public_bytes(Encoding.DER)) for c in additional or ()) + extra
-        chain = _order_chain(signing_cert, chain)
+        chain = order_chain(signing_cert, chain)
         return cls(CachedKeySigner(signing_cert=signing_cert, private_key=key, chain=chain), chain)
 
     @classmethod
@@ -61,16 +61,3 @@ class Pkcs12KeyProvider(KeyProvider):
 
     def signer(self) -> CachedKeySigner:
         return self._signer
-
-
-def _order_chain(
-    leaf: asn1_x509.Certificate, certs: tuple[asn1_x509.Certificate, ...]
-) -> tuple[asn1_x509.Certificate, ...]:
-    """Issuer of the leaf first, then its issuer, ...; unrelated certificates last."""
-    by_subject = {c.subject.dump(): c for c in certs}
-    ordered: list[asn1_x509.Certificate] = []
-    current = leaf
-    while current.self_signed == "no" and current.issuer.dump() in by_subject:
-        current = by_subject.pop(current.issuer.dump())
-        ordered.append(current)
-    return tuple(ordered) + tuple(by_subject.values())

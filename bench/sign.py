@@ -1,0 +1,99 @@
+"""In-process signing speed: DocGate's signing path against a plain pyHanko call.
+
+For the same one-page document, in one run:
+- baseline: ``pyhanko.sign.signers.sign_pdf`` with a ``SimpleSigner`` (PAdES subfilter,
+  SHA-256), the way a naive integration calls pyHanko;
+- DocGate B-B, invisible signature (the same thing signed as the baseline);
+- DocGate B-B with the agency stamp, and B-T with the in-process development TSA.
+
+Prints median, p99, throughput and peak traced memory, and the baseline/DocGate ratio.
+Run: ``make bench`` or ``.venv/bin/python bench/sign.py [--runs N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import io
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # noqa: E402
+from pyhanko.sign import fields, signers  # noqa: E402
+from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata  # noqa: E402
+
+from bench.common import AGENCY, dev_pki, measure, one_page_pdf, report  # noqa: E402
+from signing.engine import sign_pdf  # noqa: E402
+from signing.keys.base import KeySpec, ProviderKind  # noqa: E402
+from signing.options import Appearance, Level, SignOptions  # noqa: E402
+from signing.runtime import AgencySpec, SigningSpec, TrustSpec, TsaSpec, open_context  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+
+    pki = dev_pki()
+    pdf = one_page_pdf()
+    password = pki.password_file.read_text().splitlines()[0].encode()
+
+    naive_signer = signers.SimpleSigner.load_pkcs12(
+        str(pki.agency_p12(AGENCY.code)), passphrase=password
+    )
+    naive_meta = PdfSignatureMetadata(
+        field_name="Sig1", subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
+    )
+
+    def naive() -> bytes:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+        return signers.sign_pdf(writer, naive_meta, signer=naive_signer).getvalue()
+
+    spec = SigningSpec(
+        agencies=(
+            AgencySpec(
+                AGENCY.code,
+                AGENCY.name,
+                KeySpec(
+                    ProviderKind.PKCS12,
+                    path=str(pki.agency_p12(AGENCY.code)),
+                    password_file=str(pki.password_file),
+                ),
+            ),
+        ),
+        tsa=TsaSpec(
+            dev_cert=str(pki.tsa_cert),
+            dev_key=str(pki.tsa_key),
+            dev_chain=(str(pki.intermediate_cert), str(pki.root_cert)),
+        ),
+        trust=TrustSpec(roots=(str(pki.root_cert),), allow_fetching=False),
+        refuse_development_keys=False,
+    )
+    loop = asyncio.new_event_loop()
+    ctx = loop.run_until_complete(open_context(spec, None))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def docgate(level: Level, appearance: Appearance):
+        options = SignOptions(agency=AGENCY.code, level=level, appearance=appearance)
+        return lambda: loop.run_until_complete(sign_pdf(pdf, options, ctx, now=now)).pdf
+
+    rows = [
+        measure("baseline: pyhanko sign_pdf + SimpleSigner", naive, max(20, args.runs // 5)),
+        measure("DocGate B-B, invisible", docgate(Level.B_B, Appearance.NONE), args.runs),
+        measure("DocGate B-B, agency stamp", docgate(Level.B_B, Appearance.AGENCY), args.runs),
+        measure("DocGate B-T (in-process dev TSA), invisible",
+                docgate(Level.B_T, Appearance.NONE), args.runs),
+    ]
+    report(rows)
+    ratio = rows[0].median_ms / rows[1].median_ms
+    print(f"\nratio baseline/DocGate B-B (median): {ratio:.1f}x  "
+          f"(DocGate B-B median {rows[1].median_ms:.2f} ms; target < 10 ms and >= 10x)")
+    print(f"document: {len(pdf)} bytes, 1 page; signature RSA-2048 PKCS#1 v1.5, SHA-256")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
