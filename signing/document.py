@@ -9,6 +9,7 @@ its own policy to what it is given; here we only add a new revision on top.
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass
 
 from pyhanko.pdf_utils import generic
@@ -19,10 +20,10 @@ from pyhanko.sign import fields
 
 from .errors import DamagedPdfError, EncryptedPdfError, InvalidOptionsError, NotAPdfError
 
-__all__ = ["OpenedPdf", "open_pdf", "page_box"]
+__all__ = ["PARSE_ERRORS", "OpenedPdf", "open_pdf", "page_box"]
 
 _HEADER_WINDOW = 1024  # PDF 32000-1 7.5.2 lets readers accept the header within the first KiB
-_PARSE_ERRORS = (
+PARSE_ERRORS = (
     PdfError,
     ValueError,
     KeyError,
@@ -31,9 +32,11 @@ _PARSE_ERRORS = (
     AttributeError,
     AssertionError,
     RecursionError,
-    OverflowError,
+    ArithmeticError,  # OverflowError, decimal.InvalidOperation on malformed numbers
+    NotImplementedError,  # unsupported filters and features met while reading
     UnicodeError,
     EOFError,
+    zlib.error,
 )
 
 
@@ -80,7 +83,7 @@ def open_pdf(data: bytes) -> OpenedPdf:
             _touch(reader)
     except PdfReadError as exc:
         raise DamagedPdfError(f"the PDF cannot be read: {_short(exc)}") from None
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise DamagedPdfError(f"the PDF is damaged beyond repair: {_short(exc)}") from None
     if reader.encrypted:
         raise EncryptedPdfError("the PDF is encrypted; send the unencrypted document to sign it")
@@ -88,7 +91,7 @@ def open_pdf(data: bytes) -> OpenedPdf:
         page_count = int(reader.root["/Pages"]["/Count"])
         names = tuple(name for name, _value, _ref in fields.enumerate_sig_fields(reader))
         writer = IncrementalPdfFileWriter.from_reader(reader)
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise DamagedPdfError(f"the PDF structure is damaged: {_short(exc)}") from None
     if page_count < 1:
         raise DamagedPdfError("the PDF has no pages")
@@ -125,7 +128,7 @@ def page_box(opened: OpenedPdf, index: int) -> tuple[float, float, float, float]
                     return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
                 parent = current.get("/Parent")
                 current = parent.get_object() if parent is not None else None
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise DamagedPdfError(f"page {index + 1} is damaged: {_short(exc)}") from None
     return (0.0, 0.0, 595.0, 842.0)  # A4, when the file names no box at all
 

@@ -15,6 +15,7 @@ import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_signer import (
@@ -29,9 +30,11 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
-from .document import OpenedPdf, open_pdf, page_box
+from .document import PARSE_ERRORS, OpenedPdf, open_pdf, page_box
 from .errors import (
     CertificateProblemError,
+    DamagedPdfError,
+    DocumentNotSignableError,
     SigningError,
     TsaUnavailableError,
     UnknownAgencyError,
@@ -270,7 +273,7 @@ async def _sign_once(
         raise CertificateProblemError(
             f"the certificate of agency {agency.code} does not validate: {exc}"
         ) from None
-    except PyHankoSigningError as exc:
+    except PyHankoSigningError as exc:  # before PARSE_ERRORS: it is a ValueError
         message = str(exc)
         if "larger than expected" in message:
             needed = int(message.rsplit("required", 1)[1].split()[0])
@@ -280,5 +283,14 @@ async def _sign_once(
             raise CertificateProblemError(
                 f"the certificate of agency {agency.code} does not validate: {cause}"
             ) from None
-        raise CertificateProblemError(f"signing failed: {message}") from None
+        # the rest are refusals about the document: hybrid xrefs, certification locks...
+        raise DocumentNotSignableError(f"the document cannot be signed: {message[:200]}") from None
+    except PdfError as exc:
+        # pyHanko's own errors for structures it could not read while signing
+        raise DamagedPdfError(f"the PDF is damaged: {str(exc)[:200]}") from None
+    except PARSE_ERRORS as exc:
+        # pyHanko reads objects lazily: damage can surface only now, as a low-level error
+        raise DamagedPdfError(
+            f"the PDF is damaged ({type(exc).__name__}: {str(exc)[:160]})"
+        ) from None
     return output.getvalue(), appearance

@@ -12,6 +12,7 @@ __all__ = [
     "NotAPdfError",
     "EncryptedPdfError",
     "DamagedPdfError",
+    "DocumentNotSignableError",
     "InvalidOptionsError",
     "UnknownAgencyError",
     "KeyUnavailableError",
@@ -55,6 +56,11 @@ class EncryptedPdfError(SigningError):
 class DamagedPdfError(SigningError):
     code = "damaged_pdf"
     title = "Damaged PDF"
+
+
+class DocumentNotSignableError(SigningError):
+    code = "document_not_signable"
+    title = "The document cannot be signed"
 
 
 class InvalidOptionsError(SigningError):

@@ -20,6 +20,7 @@ from .devpki import is_development_certificate
 from .errors import ConfigurationError
 from .keys.base import KeySpec, open_key_provider
 from .keys.certs import load_certificates
+from .stamp import load_font
 from .timestamps import HttpTimeStamper, load_dev_timestamper
 
 __all__ = ["AgencySpec", "SigningSpec", "TrustSpec", "TsaSpec", "open_context"]
@@ -126,6 +127,8 @@ async def open_context(
             with contextlib.suppress(Exception):
                 opened.provider.close()
         raise
+    # Build the stamp font now (about a second, once per process), not on the first request.
+    load_font(spec.font_path or None)
     tsa = spec.tsa
     if tsa.url:
         if session is None:

@@ -22,6 +22,7 @@ KNOWN_CODES = {
     "unknown_agency",
     "forbidden",
     "too_large",
+    "document_not_signable",
 }
 FUZZ = settings(
     max_examples=40,

@@ -1,0 +1,96 @@
+"""Tokens, roles, rate limiting and the signing-record store."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+import pytest
+
+from exchange.records import IdempotencyConflict, RecordStore
+from gateway.auth import Principal, Role, TokenStore, hash_token, new_token
+from gateway.problems import Problem
+from gateway.ratelimit import RateLimiter
+
+
+def _store(tmp_path):
+    admin, agency = new_token(), new_token()
+    path = tmp_path / "tokens.json"
+    TokenStore.write(
+        path,
+        [
+            {"sha256": hash_token(admin), "role": "admin", "label": "a"},
+            {"sha256": hash_token(agency), "role": "agency", "agency": "000.00.00.H41", "label": "b"},
+        ],
+    )
+    return TokenStore.load(path), admin, agency, path
+
+
+def test_tokens_are_stored_hashed_and_authenticate(tmp_path):
+    store, admin, agency, path = _store(tmp_path)
+    text = path.read_text()
+    assert admin not in text and agency not in text
+    assert oct(path.stat().st_mode)[-3:] == "600"
+    assert store.authenticate(f"Bearer {admin}").role is Role.ADMIN
+    assert store.authenticate(f"bearer {agency}").agency == "000.00.00.H41"
+    for header in (None, "", "Bearer", f"Basic {admin}", "Bearer nope", "Bearer " + "x" * 600):
+        with pytest.raises(Problem) as exc:
+            store.authenticate(header)
+        assert exc.value.status == 401
+
+
+def test_roles_decide_which_agency_signs():
+    agency = Principal(Role.AGENCY, "000.00.00.H41", "b")
+    assert agency.signing_agency(None) == "000.00.00.H41"
+    assert agency.signing_agency("000.00.00.H41") == "000.00.00.H41"
+    with pytest.raises(Problem) as exc:
+        agency.signing_agency("000.00.01.H41")
+    assert exc.value.status == 403
+    admin = Principal(Role.ADMIN, None, "a")
+    assert admin.signing_agency("000.00.01.H41") == "000.00.01.H41"
+    with pytest.raises(Problem):
+        admin.signing_agency(None)
+    with pytest.raises(Problem) as exc:
+        Principal(Role.AUDITOR, None, "c").signing_agency("000.00.01.H41")
+    assert exc.value.status == 403
+
+
+def test_agency_token_without_agency_is_refused(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"tokens": [{"sha256": "ab", "role": "agency"}]}))
+    with pytest.raises(ValueError):
+        TokenStore.load(path)
+
+
+def test_rate_limiter_bucket():
+    limiter = RateLimiter(rate_per_s=1, burst=3)
+    assert [limiter.allow("a", now=0) for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("b", now=0)  # per client
+    assert limiter.allow("a", now=1.5)  # refilled
+
+
+def test_record_store_keeps_bytes_and_replays(tmp_path):
+    store = RecordStore(tmp_path / "archive")
+    now = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
+
+    async def run():
+        rec = await store.add(
+            agency="000.00.00.H41",
+            requested_by="b",
+            level="B-B",
+            appearance="none",
+            input_sha256="00",
+            output_sha256="ab" * 32,
+            pdf=b"%PDF-signed",
+            now=now,
+            idempotency_key="k1",
+            request_fingerprint="f1",
+        )
+        again = await RecordStore(tmp_path / "archive").replay("b", "k1", "f1")  # reloads journal
+        assert again is not None and again[0] == rec and again[1] == b"%PDF-signed"
+        assert await store.replay("b", "other", "f1") is None
+        with pytest.raises(IdempotencyConflict):
+            await store.replay("b", "k1", "different-request")
+
+    asyncio.run(run())
