@@ -34,7 +34,14 @@ __all__ = [
     "load_settings",
 ]
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "docgate.toml"
+def _default_file() -> Path:
+    """config/docgate.toml of the source tree, else of the working folder (an image
+    that installed the package copies config/ next to where it runs)."""
+    beside = Path(__file__).resolve().parent.parent / "config" / "docgate.toml"
+    return beside if beside.exists() else Path.cwd() / "config" / "docgate.toml"
+
+
+DEFAULT_FILE = _default_file()
 AGENCY_CODE = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 _ENV_PREFIX = "DOCGATE_"
 _ENV_SHORT = {"HOST": ("service", "host"), "PORT": ("service", "port"), "MODE": ("service", "mode")}
