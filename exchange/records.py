@@ -129,6 +129,17 @@ class RecordStore:
             raise IdempotencyConflict(key)
         return record, self._blob_path(record.output_sha256).read_bytes()
 
+    def check_writable(self) -> str:
+        """'ok', or why records cannot be written (for readiness probes)."""
+        try:
+            self._blobs.mkdir(parents=True, exist_ok=True)
+            probe = self._root / f".probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            return f"archive folder is not writable: {exc.strerror}"
+        return "ok"
+
     async def add(self, **kwargs) -> SigningRecord:
         return await asyncio.to_thread(lambda: self._add(**kwargs))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import logging
 import multiprocessing
 import multiprocessing.util
 import os
@@ -46,8 +47,19 @@ class _Worker:
 _WORKER: _Worker | None = None
 
 
+class _FixedRevocationNotice(logging.Filter):
+    """With fetching off on purpose (fixed CRLs/OCSP, e.g. development), pyHanko warns
+    on every B-LT signature that fetching is not allowed; that is the configuration,
+    not news, so the notice is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fetching is not allowed" not in record.getMessage()
+
+
 def _init_worker(spec: SigningSpec) -> None:
     global _WORKER
+    if not spec.trust.allow_fetching:
+        logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_FixedRevocationNotice())
     worker = _Worker()
     worker.loop = asyncio.new_event_loop()
     asyncio.set_event_loop(worker.loop)
