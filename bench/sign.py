@@ -27,9 +27,8 @@ from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata  # noqa: E402
 
 from bench.common import AGENCY, dev_pki, measure, one_page_pdf, report  # noqa: E402
 from signing.engine import sign_pdf  # noqa: E402
-from signing.keys.base import KeySpec, ProviderKind  # noqa: E402
 from signing.options import Appearance, Level, SignOptions  # noqa: E402
-from signing.runtime import AgencySpec, SigningSpec, TrustSpec, TsaSpec, open_context  # noqa: E402
+from signing.runtime import development_spec, open_context  # noqa: E402
 
 
 def main() -> int:
@@ -52,26 +51,7 @@ def main() -> int:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
         return signers.sign_pdf(writer, naive_meta, signer=naive_signer).getvalue()
 
-    spec = SigningSpec(
-        agencies=(
-            AgencySpec(
-                AGENCY.code,
-                AGENCY.name,
-                KeySpec(
-                    ProviderKind.PKCS12,
-                    path=str(pki.agency_p12(AGENCY.code)),
-                    password_file=str(pki.password_file),
-                ),
-            ),
-        ),
-        tsa=TsaSpec(
-            dev_cert=str(pki.tsa_cert),
-            dev_key=str(pki.tsa_key),
-            dev_chain=(str(pki.intermediate_cert), str(pki.root_cert)),
-        ),
-        trust=TrustSpec(roots=(str(pki.root_cert),), allow_fetching=False),
-        refuse_development_keys=False,
-    )
+    spec = development_spec(pki, [AGENCY])
     loop = asyncio.new_event_loop()
     ctx = loop.run_until_complete(open_context(spec, None))
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -84,13 +64,18 @@ def main() -> int:
         measure("baseline: pyhanko sign_pdf + SimpleSigner", naive, max(20, args.runs // 5)),
         measure("DocGate B-B, invisible", docgate(Level.B_B, Appearance.NONE), args.runs),
         measure("DocGate B-B, agency stamp", docgate(Level.B_B, Appearance.AGENCY), args.runs),
-        measure("DocGate B-T (in-process dev TSA), invisible",
-                docgate(Level.B_T, Appearance.NONE), args.runs),
+        measure(
+            "DocGate B-T (in-process dev TSA), invisible",
+            docgate(Level.B_T, Appearance.NONE),
+            args.runs,
+        ),
     ]
     report(rows)
     ratio = rows[0].median_ms / rows[1].median_ms
-    print(f"\nratio baseline/DocGate B-B (median): {ratio:.1f}x  "
-          f"(DocGate B-B median {rows[1].median_ms:.2f} ms; target < 10 ms and >= 10x)")
+    print(
+        f"\nratio baseline/DocGate B-B (median): {ratio:.1f}x  "
+        f"(DocGate B-B median {rows[1].median_ms:.2f} ms; target < 10 ms and >= 10x)"
+    )
     print(f"document: {len(pdf)} bytes, 1 page; signature RSA-2048 PKCS#1 v1.5, SHA-256")
     return 0
 

@@ -74,7 +74,9 @@ async def read_upload(request: web.Request, limit: int) -> Upload:
         try:
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader):
-                    raise Problem(422, "invalid_options", "nested multipart bodies are not accepted")
+                    raise Problem(
+                        422, "invalid_options", "nested multipart bodies are not accepted"
+                    )
                 if part.name == "file":
                     if data is not None:
                         raise Problem(422, "invalid_options", "send exactly one file part")

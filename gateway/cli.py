@@ -17,8 +17,8 @@ from signing.engine import sign_pdf
 from signing.errors import SigningError
 from signing.runtime import close_context, open_context
 
-from .routes_sign import parse_options
 from .auth import Principal, Role
+from .routes_sign import parse_options
 from .settings import Settings, SettingsError, load_settings
 from .wiring import init_development, wire
 
@@ -79,11 +79,16 @@ async def _sign_file(settings: Settings, args: argparse.Namespace) -> int:
 
 def _dev_init(settings: Settings) -> int:
     state = init_development(settings, dt.datetime.now(dt.UTC))
-    print(json.dumps({
-        "pki": str(state.pki.root),
-        "root_certificate": str(state.pki.root_cert),
-        "tokens": str(state.dev_tokens_file),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "pki": str(state.pki.root),
+                "root_certificate": str(state.pki.root_cert),
+                "tokens": str(state.dev_tokens_file),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

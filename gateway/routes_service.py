@@ -58,7 +58,9 @@ async def readyz(request: web.Request) -> web.Response:
         problem = await _tsa_reachable(url, timeout=min(3.0, state.settings.signing.tsa_timeout_s))
         checks["timestamp_service"] = problem or "ok"
     else:
-        checks["timestamp_service"] = "ok" if state.wiring.signing.tsa.dev_cert else "not configured"
+        checks["timestamp_service"] = (
+            "ok" if state.wiring.signing.tsa.dev_cert else "not configured"
+        )
     checks["archive"] = await asyncio.to_thread(state.records.check_writable)
     for name, value in checks.items():
         if value != "ok" and value != "not configured":

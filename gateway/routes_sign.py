@@ -57,7 +57,9 @@ def parse_options(raw: dict[str, Any], principal: Principal, default_level: Leve
     try:
         page = int(page_raw) if page_raw is not None else None
     except ValueError:
-        raise InvalidOptionsError("page must be an integer (1-based, negative from the end)") from None
+        raise InvalidOptionsError(
+            "page must be an integer (1-based, negative from the end)"
+        ) from None
     box_raw = raw.get("box")
     if isinstance(box_raw, list):
         box_raw = ",".join(str(v) for v in box_raw)
@@ -114,7 +116,9 @@ async def sign(request: web.Request) -> web.Response:
     fingerprint = None
     if idem_key is not None:
         if not 1 <= len(idem_key) <= 200 or not idem_key.isprintable():
-            raise Problem(422, "invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
+            raise Problem(
+                422, "invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters"
+            )
         fingerprint = await asyncio.to_thread(_fingerprint, upload.data, upload.options)
         async with state.idempotency_lock(requester, idem_key):
             try:
@@ -127,8 +131,12 @@ async def sign(request: web.Request) -> web.Response:
                 ) from None
             if replay is not None:
                 record, pdf = replay
-                return _answer(pdf, record.output_sha256, record.level, record.id, record.appearance)
-            return await _sign_and_record(state, upload.data, options, requester, idem_key, fingerprint)
+                return _answer(
+                    pdf, record.output_sha256, record.level, record.id, record.appearance
+                )
+            return await _sign_and_record(
+                state, upload.data, options, requester, idem_key, fingerprint
+            )
     return await _sign_and_record(state, upload.data, options, requester, None, None)
 
 

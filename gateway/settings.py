@@ -34,6 +34,7 @@ __all__ = [
     "load_settings",
 ]
 
+
 def _default_file() -> Path:
     """config/docgate.toml of the source tree, else of the working folder (an image
     that installed the package copies config/ next to where it runs)."""

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signing.devpki import DevPki, ensure_dev_pki
-from signing.keys.base import KeySpec, ProviderKind
-from signing.runtime import AgencySpec, SigningSpec, TrustSpec, TsaSpec
+from signing.runtime import AgencySpec, SigningSpec, TrustSpec, TsaSpec, development_spec
 from signing.stamp import make_dev_seal
 
 from .auth import Role, TokenStore, hash_token, new_token
@@ -86,45 +85,26 @@ def init_development(settings: Settings, now: dt.datetime) -> DevState:
 
 
 def _development_spec(settings: Settings, dev: DevState) -> SigningSpec:
-    pki = dev.pki
-    agencies = tuple(
-        AgencySpec(
-            code=a.code,
-            name=a.name,
-            key=KeySpec(
-                provider=ProviderKind.PKCS12,
-                path=str(pki.agency_p12(a.code)),
-                password_file=str(pki.password_file),
-            ),
-            seal_path=str(dev.seals[a.code]),
-        )
-        for a in settings.development.agencies
-    )
     sig = settings.signing
-    tsa = TsaSpec(
-        url=sig.tsa_url,
-        timeout=sig.tsa_timeout_s,
-        retries=sig.tsa_retries,
-        auth_header=sig.tsa_auth_header.reveal(),
-        dev_cert=str(pki.tsa_cert),
-        dev_key=str(pki.tsa_key),
-        dev_chain=(str(pki.intermediate_cert), str(pki.root_cert)),
-    )
-    trust = TrustSpec(
-        roots=(str(pki.root_cert), *settings.trust.roots),
-        intermediates=(str(pki.intermediate_cert), *settings.trust.intermediates),
-        crls=tuple(str(p) for p in pki.crls) + settings.trust.crls,
-        ocsps=tuple(str(p) for p in sorted(pki.ocsp_dir.glob("*.ocsp"))) + settings.trust.ocsps,
-        allow_fetching=False,
-        fetch_timeout=sig.revocation_fetch_timeout_s,
-    )
-    return SigningSpec(
-        agencies=agencies,
-        tsa=tsa,
-        trust=trust,
+    return development_spec(
+        dev.pki,
+        settings.development.agencies,
+        seals=dev.seals,
+        tsa=TsaSpec(
+            url=sig.tsa_url,
+            timeout=sig.tsa_timeout_s,
+            retries=sig.tsa_retries,
+            auth_header=sig.tsa_auth_header.reveal(),
+        ),
+        trust=TrustSpec(
+            roots=settings.trust.roots,
+            intermediates=settings.trust.intermediates,
+            crls=settings.trust.crls,
+            ocsps=settings.trust.ocsps,
+            fetch_timeout=sig.revocation_fetch_timeout_s,
+        ),
         tsa_failure=sig.tsa_failure,
         font_path=sig.stamp_font,
-        refuse_development_keys=False,
     )
 
 
@@ -159,7 +139,9 @@ def wire(settings: Settings, now: dt.datetime) -> Wiring:
     if settings.development_mode:
         dev = init_development(settings, now)
         spec = _development_spec(settings, dev)
-        tokens_file = Path(settings.auth.tokens_file) if settings.auth.tokens_file else dev.tokens_file
+        tokens_file = (
+            Path(settings.auth.tokens_file) if settings.auth.tokens_file else dev.tokens_file
+        )
         names = {a.code: a.name for a in settings.development.agencies}
     else:
         spec = _production_spec(settings)

@@ -213,7 +213,11 @@ def _choose_appearance(
 
 
 def _visible_setup(
-    opened: OpenedPdf, options: SignOptions, agency: AgencyKey, ctx: SigningContext, now: dt.datetime
+    opened: OpenedPdf,
+    options: SignOptions,
+    agency: AgencyKey,
+    ctx: SigningContext,
+    now: dt.datetime,
 ):
     field_name = opened.next_field_name()
     appearance, index, pbox = _choose_appearance(opened, options)

@@ -7,7 +7,8 @@ TSA client created here, once per worker process (or once per CLI run).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +16,10 @@ import aiohttp
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
+from .devpki import DevAgency, DevPki, is_development_certificate
 from .engine import AgencyKey, SigningContext, TsaFailurePolicy
-from .devpki import is_development_certificate
 from .errors import ConfigurationError
-from .keys.base import KeySpec, open_key_provider
+from .keys.base import KeySpec, ProviderKind, open_key_provider
 from .keys.certs import load_certificates
 from .stamp import load_font
 from .timestamps import HttpTimeStamper, load_dev_timestamper
@@ -105,9 +106,7 @@ def _validation_context_factory(
     return make
 
 
-async def open_context(
-    spec: SigningSpec, session: aiohttp.ClientSession | None
-) -> SigningContext:
+async def open_context(spec: SigningSpec, session: aiohttp.ClientSession | None) -> SigningContext:
     """Open every agency's key and build the TSA client and validation-data source.
     ``session`` is used for the TSA and revocation fetching (None: no network)."""
     keys: dict[str, AgencyKey] = {}
@@ -157,3 +156,56 @@ def close_context(ctx: SigningContext) -> None:
 
 
 __all__ += ["close_context"]
+
+
+def development_spec(
+    pki: DevPki,
+    agencies: Iterable[DevAgency],
+    *,
+    seals: Mapping[str, Path] | None = None,
+    tsa: TsaSpec | None = None,
+    trust: TrustSpec | None = None,
+    tsa_failure: TsaFailurePolicy = TsaFailurePolicy.FAIL,
+    font_path: str = "",
+) -> SigningSpec:
+    """The signing spec of development mode: the development PKI's PKCS#12 keys, its
+    in-process TSA (unless ``tsa`` names a URL) and its fixed CRLs/OCSP answers; the
+    ``tsa``/``trust`` given add to them (URL, timeouts, extra anchors)."""
+    tsa = tsa or TsaSpec()
+    trust = trust or TrustSpec()
+    seals = seals or {}
+    return SigningSpec(
+        agencies=tuple(
+            AgencySpec(
+                code=a.code,
+                name=a.name,
+                key=KeySpec(
+                    provider=ProviderKind.PKCS12,
+                    path=str(pki.agency_p12(a.code)),
+                    password_file=str(pki.password_file),
+                ),
+                seal_path=str(seals[a.code]) if a.code in seals else "",
+            )
+            for a in agencies
+        ),
+        tsa=dataclasses.replace(
+            tsa,
+            dev_cert=str(pki.tsa_cert),
+            dev_key=str(pki.tsa_key),
+            dev_chain=(str(pki.intermediate_cert), str(pki.root_cert)),
+        ),
+        trust=dataclasses.replace(
+            trust,
+            roots=(str(pki.root_cert), *trust.roots),
+            intermediates=(str(pki.intermediate_cert), *trust.intermediates),
+            crls=(*(str(p) for p in pki.crls), *trust.crls),
+            ocsps=(*(str(p) for p in sorted(pki.ocsp_dir.glob("*.ocsp"))), *trust.ocsps),
+            allow_fetching=False,
+        ),
+        tsa_failure=tsa_failure,
+        font_path=font_path,
+        refuse_development_keys=False,
+    )
+
+
+__all__ += ["development_spec"]

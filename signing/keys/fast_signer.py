@@ -15,12 +15,12 @@ from __future__ import annotations
 from asn1crypto import algos, cms
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from pyhanko.sign.general import SigningError as PyHankoSigningError
-from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
+from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
 __all__ = ["CachedKeySigner", "ConstantPartsMixin"]
 
@@ -122,13 +122,13 @@ class CachedKeySigner(ConstantPartsMixin, Signer):
         if not embed_roots:
             certs = [signing_cert, *(c for c in chain if c.self_signed == "no")]
         self._cert_choices = [
-            cms.CertificateChoices.load(
-                cms.CertificateChoices(name="certificate", value=c).dump()
-            )
+            cms.CertificateChoices.load(cms.CertificateChoices(name="certificate", value=c).dump())
             for c in certs
         ]
 
-    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+    async def async_sign_raw(
+        self, data: bytes, digest_algorithm: str, dry_run: bool = False
+    ) -> bytes:
         return self.sign_raw(data, digest_algorithm)
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:

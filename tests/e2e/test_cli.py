@@ -35,8 +35,18 @@ def test_dev_init_then_sign(tmp_path):
     src.write_bytes(simple_pdf())
     dst = tmp_path / "out.pdf"
     result = _docgate(
-        ["sign", str(src), "-o", str(dst), "--level", "B-LT", "--appearance", "appendix",
-         "--number", "Số: 07/UBND-VP"],
+        [
+            "sign",
+            str(src),
+            "-o",
+            str(dst),
+            "--level",
+            "B-LT",
+            "--appearance",
+            "appendix",
+            "--number",
+            "Số: 07/UBND-VP",
+        ],
         var,
     )
     assert "B-LT" in result.stdout
@@ -51,7 +61,9 @@ def test_sign_errors_are_one_line(tmp_path):
     src.write_bytes(b"not a pdf")
     result = _docgate(["sign", str(src), "-o", str(tmp_path / "o.pdf")], var, check=False)
     assert result.returncode == 1
-    assert result.stderr.strip().endswith("not_a_pdf: the body is not a PDF document (no %PDF- header)")
+    assert result.stderr.strip().endswith(
+        "not_a_pdf: the body is not a PDF document (no %PDF- header)"
+    )
     assert "Traceback" not in result.stderr
 
 

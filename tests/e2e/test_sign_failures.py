@@ -68,7 +68,9 @@ def test_tsa_down_fails_with_503(strict_service):
     assert body["code"] == "tsa_unavailable"
     assert "127.0.0.1" in body["detail"] and "Traceback" not in body["detail"]
     # B-B needs no TSA and still works
-    assert strict_service.sign(simple_pdf(), strict_service.token(AGENCY), "level=B-B").status == 200
+    assert (
+        strict_service.sign(simple_pdf(), strict_service.token(AGENCY), "level=B-B").status == 200
+    )
 
 
 def test_readyz_names_the_unreachable_tsa(strict_service):

@@ -123,7 +123,9 @@ def test_admin_signs_for_a_named_agency(service):
     ],
 )
 def test_invalid_options(service, query, fragment):
-    body = _problem(service.sign(simple_pdf(), service.token(AGENCY), query), 422, "invalid_options")
+    body = _problem(
+        service.sign(simple_pdf(), service.token(AGENCY), query), 422, "invalid_options"
+    )
     assert fragment in body["detail"]
 
 
@@ -170,7 +172,9 @@ def test_idempotency_key_replays_the_first_answer(service):
     assert first.body == second.body
     journal = (service.var_dir / "archive" / "journal.jsonl").read_text()
     assert journal.count(first.headers["docgate-record"]) == 1
-    other = service.sign(simple_pdf(2), service.token(AGENCY), "level=B-B", {"Idempotency-Key": key})
+    other = service.sign(
+        simple_pdf(2), service.token(AGENCY), "level=B-B", {"Idempotency-Key": key}
+    )
     _problem(other, 422, "idempotency_key_reused")
 
 

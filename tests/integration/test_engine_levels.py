@@ -88,13 +88,18 @@ async def test_every_level_validates(test_pki, tmp_path, level):
             dss_certs = {c.dump() for c in dss.load_certs()}
             assert test_pki.tsa_cert.dump() in dss_certs, "the TSA chain belongs in the DSS too"
             # the DSS is in the signature's own revision: nothing after it but the LTA
-            assert sig.coverage.name == ("ENTIRE_REVISION" if level is Level.B_LTA else "ENTIRE_FILE")
+            assert sig.coverage.name == (
+                "ENTIRE_REVISION" if level is Level.B_LTA else "ENTIRE_FILE"
+            )
         if level is Level.B_LTA:
             assert len(reader.embedded_signatures) == 2
             ts = reader.embedded_signatures[1]
             assert ts.sig_object["/Type"] == "/DocTimeStamp"
-            vc = ValidationContext(trust_roots=[test_pki.root_cert], allow_fetching=True,
-                                   fetcher_backend=AIOHttpFetcherBackend(session))
+            vc = ValidationContext(
+                trust_roots=[test_pki.root_cert],
+                allow_fetching=True,
+                fetcher_backend=AIOHttpFetcherBackend(session),
+            )
             ts_status = await async_validate_pdf_timestamp(ts, validation_context=vc)
             assert ts_status.intact and ts_status.valid and ts_status.trusted
 
@@ -105,7 +110,9 @@ async def test_revoked_signer_cannot_sign_at_b_lt(test_pki, tmp_path):
         ctx = await open_context(spec, session)
         try:
             with pytest.raises(CertificateProblemError) as exc:
-                await sign_pdf(simple_pdf(), SignOptions(agency=AGENCY, level=Level.B_LT), ctx, now=NOW)
+                await sign_pdf(
+                    simple_pdf(), SignOptions(agency=AGENCY, level=Level.B_LT), ctx, now=NOW
+                )
         finally:
             close_context(ctx)
     assert "revoked" in exc.value.detail.lower()
@@ -146,7 +153,9 @@ async def test_production_refuses_development_keys(dev_pki, test_pki, tmp_path):
 
 @pytest.mark.pkcs11
 @pytest.mark.parametrize("level", [Level.B_B, Level.B_T])
-async def test_pkcs11_key_in_softhsm_signs_through_the_engine(softhsm_token, test_pki, tmp_path, level):
+async def test_pkcs11_key_in_softhsm_signs_through_the_engine(
+    softhsm_token, test_pki, tmp_path, level
+):
     root = tmp_path / "hsm-root.pem"
     root.write_bytes(softhsm_token.root_pem)
     spec = SigningSpec(
@@ -162,10 +171,14 @@ async def test_pkcs11_key_in_softhsm_signs_through_the_engine(softhsm_token, tes
             )
         finally:
             close_context(ctx)
-        vc = ValidationContext(trust_roots=[softhsm_token.root_asn1, test_pki.root_cert],
-                               allow_fetching=False, revocation_mode="soft-fail")
+        vc = ValidationContext(
+            trust_roots=[softhsm_token.root_asn1, test_pki.root_cert],
+            allow_fetching=False,
+            revocation_mode="soft-fail",
+        )
         reader = PdfFileReader(io.BytesIO(result.pdf))
-        status = await async_validate_pdf_signature(reader.embedded_signatures[0],
-                                                    signer_validation_context=vc)
+        status = await async_validate_pdf_signature(
+            reader.embedded_signatures[0], signer_validation_context=vc
+        )
     assert status.intact and status.valid and status.trusted, status.pretty_print_details()
     assert (status.timestamp_validity is not None) == (level is Level.B_T)

@@ -22,7 +22,9 @@ def test_agency_certificates(dev_pki):
         assert key is not None and cert is not None and len(chain) == 2
         subject = cert.subject
         assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == agency.name
-        assert subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == DEV_MARKER
+        assert (
+            subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == DEV_MARKER
+        )
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         assert ku.digital_signature and ku.content_commitment and not ku.key_cert_sign
         assert is_development_certificate(subject.rfc4514_string())
@@ -34,9 +36,10 @@ def test_tsa_ocsp_and_revocation_data(dev_pki):
     eku = tsa.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
     responder = x509.load_pem_x509_certificate(dev_pki.ocsp_cert.read_bytes())
-    assert ExtendedKeyUsageOID.OCSP_SIGNING in responder.extensions.get_extension_for_class(
-        x509.ExtendedKeyUsage
-    ).value
+    assert (
+        ExtendedKeyUsageOID.OCSP_SIGNING
+        in responder.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    )
     for crl_path in dev_pki.crls:
         crl = x509.load_der_x509_crl(crl_path.read_bytes())
         assert crl.next_update_utc > dt.datetime.now(dt.UTC)
@@ -44,7 +47,9 @@ def test_tsa_ocsp_and_revocation_data(dev_pki):
 
 
 def test_reruns_reuse_keys_and_refresh_stale_revocation_data(dev_pki):
-    before = {p: p.read_bytes() for p in (dev_pki.root_cert, dev_pki.agency_p12(DEMO_AGENCIES[0].code))}
+    before = {
+        p: p.read_bytes() for p in (dev_pki.root_cert, dev_pki.agency_p12(DEMO_AGENCIES[0].code))
+    }
     crl_before = dev_pki.crls[1].read_bytes()
     again = ensure_dev_pki(dev_pki.root, DEMO_AGENCIES, now=dt.datetime.now(dt.UTC))
     assert {p: p.read_bytes() for p in before} == before

@@ -4,21 +4,20 @@ escapes as anything but a SigningError, and a too-small reservation is recovered
 from __future__ import annotations
 
 import asyncio
-import io
 import datetime as dt
+import io
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 import signing.engine as engine
+from signing.devpki import DevAgency
 from signing.engine import sign_pdf
 from signing.errors import SigningError, UnknownAgencyError
-from signing.keys.base import KeySpec, ProviderKind
 from signing.options import Appearance, Level, SignOptions
-from signing.runtime import AgencySpec, SigningSpec, TrustSpec, TsaSpec, open_context
+from signing.runtime import development_spec, open_context
 from tests.fixtures.pdfs import simple_pdf
 
 AGENCY = "000.00.00.H41"
@@ -28,32 +27,7 @@ BASE = simple_pdf(2)
 
 @pytest.fixture(scope="module")
 def ctx(dev_pki):
-    spec = SigningSpec(
-        agencies=(
-            AgencySpec(
-                AGENCY,
-                "Ủy ban nhân dân tỉnh Thử nghiệm",
-                KeySpec(
-                    ProviderKind.PKCS12,
-                    path=str(dev_pki.agency_p12(AGENCY)),
-                    password_file=str(dev_pki.password_file),
-                ),
-            ),
-        ),
-        tsa=TsaSpec(
-            dev_cert=str(dev_pki.tsa_cert),
-            dev_key=str(dev_pki.tsa_key),
-            dev_chain=(str(dev_pki.intermediate_cert), str(dev_pki.root_cert)),
-        ),
-        trust=TrustSpec(
-            roots=(str(dev_pki.root_cert),),
-            intermediates=(str(dev_pki.intermediate_cert),),
-            crls=tuple(str(p) for p in dev_pki.crls),
-            ocsps=tuple(str(p) for p in sorted(dev_pki.ocsp_dir.glob("*.ocsp"))),
-            allow_fetching=False,
-        ),
-        refuse_development_keys=False,
-    )
+    spec = development_spec(dev_pki, [DevAgency(AGENCY, "Ủy ban nhân dân tỉnh Thử nghiệm")])
     loop = asyncio.new_event_loop()
     context = loop.run_until_complete(open_context(spec, None))
     yield loop, context
@@ -78,8 +52,13 @@ def damaged(draw):
     return bytes(data)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=damaged(), appearance=st.sampled_from([Appearance.AGENCY, Appearance.COPY, Appearance.NONE]))
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=damaged(),
+    appearance=st.sampled_from([Appearance.AGENCY, Appearance.COPY, Appearance.NONE]),
+)
 def test_damage_is_a_signing_error_or_a_signature(ctx, data, appearance):
     try:
         result = _sign(ctx, data, level=Level.B_B, appearance=appearance)

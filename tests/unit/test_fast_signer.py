@@ -77,7 +77,9 @@ def test_signature_verifies_over_the_signed_attributes(pair):
     ours, _ = pair
     signed = _sign(ours, simple_pdf())
     (info,) = signed["signer_infos"]
-    cert = next(c.chosen for c in signed["certificates"] if c.chosen.subject == ours.signing_cert.subject)
+    cert = next(
+        c.chosen for c in signed["certificates"] if c.chosen.subject == ours.signing_cert.subject
+    )
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 

@@ -21,7 +21,12 @@ def _store(tmp_path):
         path,
         [
             {"sha256": hash_token(admin), "role": "admin", "label": "a"},
-            {"sha256": hash_token(agency), "role": "agency", "agency": "000.00.00.H41", "label": "b"},
+            {
+                "sha256": hash_token(agency),
+                "role": "agency",
+                "agency": "000.00.00.H41",
+                "label": "b",
+            },
         ],
     )
     return TokenStore.load(path), admin, agency, path
