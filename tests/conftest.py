@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.certomancer_pki",
     "tests.fixtures.service",
     "tests.fixtures.poppler",
+    "tests.fixtures.docs",
 ]
