@@ -16,6 +16,7 @@ from aiohttp import web
 from signing.engine import sign_pdf
 from signing.errors import SigningError
 from signing.runtime import close_context, open_context
+from signing.verify import VerifyContext, restricted_session, verify_pdf
 
 from .auth import Principal, Role
 from .routes_sign import parse_options
@@ -77,6 +78,24 @@ async def _sign_file(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _verify_file(settings: Settings, args: argparse.Namespace) -> int:
+    wiring = await asyncio.to_thread(wire, settings, dt.datetime.now(dt.UTC))
+    spec = wiring.signing.verification
+    data = Path(args.input).read_bytes()
+    session = restricted_session(spec.revocation) if spec.revocation.allow_fetching else None
+    try:
+        ctx = VerifyContext.from_spec(spec, session)
+        report = (await verify_pdf(data, ctx, now=dt.datetime.now(dt.UTC))).to_dict()
+    finally:
+        if session is not None:
+            await session.close()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(report["summary"]["en" if args.english else "vi"])
+    return 0 if report["valid"] else 1
+
+
 def _dev_init(settings: Settings) -> int:
     state = init_development(settings, dt.datetime.now(dt.UTC))
     print(
@@ -110,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--location")
     sign.add_argument("--number")
     sign.add_argument("--copy-form", dest="copy_form")
+    verify = sub.add_parser("verify", help="verify a signed PDF (exit 0 valid, 1 not valid)")
+    verify.add_argument("input")
+    verify.add_argument("--json", action="store_true", help="print the full report as JSON")
+    verify.add_argument("--english", action="store_true", help="summary in English")
     sub.add_parser("dev-init", help="create the development PKI, seals and tokens under var/")
     return parser
 
@@ -127,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(settings, args)
         if args.command == "sign":
             return asyncio.run(_sign_file(settings, args))
+        if args.command == "verify":
+            return asyncio.run(_verify_file(settings, args))
         return _dev_init(settings)
     except SigningError as exc:
         print(f"docgate: {exc.code}: {exc.detail}", file=sys.stderr)
-        return 1
+        return 2 if args.command == "verify" else 1
     except OSError as exc:
         print(f"docgate: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 1

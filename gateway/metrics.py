@@ -32,6 +32,13 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 
+        self.verifications = Counter(
+            "docgate_verifications",
+            "Documents verified, by verdict",
+            ["verdict"],
+            registry=self.registry,
+        )
+
     def observe_signature(self, level: str, seconds: float) -> None:
         self.signatures.labels(level).observe(seconds)
 

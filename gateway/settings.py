@@ -31,6 +31,7 @@ __all__ = [
     "SettingsError",
     "SigningSettings",
     "TrustSettings",
+    "VerificationSettings",
     "load_settings",
 ]
 
@@ -79,6 +80,8 @@ class ServiceSettings:
     var_dir: Path = Path("var")
     workers: int = 0
     max_upload_mib: int = 100
+    worker_memory_mib: int = 2048
+    task_timeout_s: float = 180.0
     log_level: str = "INFO"
 
     @property
@@ -108,6 +111,17 @@ class TrustSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class VerificationSettings:
+    allow_fetching: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    fetch_timeout_s: float = 10.0
+    max_response_kib: int = 2048
+    allowed_digests: tuple[str, ...] = ("sha256", "sha384", "sha512")
+    min_rsa_bits: int = 2048
+    min_ec_bits: int = 256
+
+
+@dataclasses.dataclass(frozen=True)
 class AuthSettings:
     tokens_file: str = ""
     verify_requires_token: bool = False
@@ -131,6 +145,7 @@ class Settings:
     service: ServiceSettings = ServiceSettings()
     signing: SigningSettings = SigningSettings()
     trust: TrustSettings = TrustSettings()
+    verification: VerificationSettings = VerificationSettings()
     auth: AuthSettings = AuthSettings()
     agencies: tuple[AgencySettings, ...] = ()
     development: DevelopmentSettings = DevelopmentSettings()

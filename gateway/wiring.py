@@ -13,6 +13,12 @@ from pathlib import Path
 from signing.devpki import DevPki, ensure_dev_pki
 from signing.runtime import AgencySpec, SigningSpec, TrustSpec, TsaSpec, development_spec
 from signing.stamp import make_dev_seal
+from signing.verify.policy import (
+    AlgorithmPolicy,
+    RevocationPolicy,
+    VerificationSpec,
+    development_verification_spec,
+)
 
 from .auth import Role, TokenStore, hash_token, new_token
 from .settings import Settings
@@ -105,6 +111,29 @@ def _development_spec(settings: Settings, dev: DevState) -> SigningSpec:
         ),
         tsa_failure=sig.tsa_failure,
         font_path=sig.stamp_font,
+        verification=_verification_spec(settings, development_verification_spec(dev.pki)),
+    )
+
+
+def _verification_spec(settings: Settings, base: VerificationSpec) -> VerificationSpec:
+    v = settings.verification
+    trust = settings.trust
+    return VerificationSpec(
+        roots=(*base.roots, *trust.roots),
+        intermediates=(*base.intermediates, *trust.intermediates),
+        crls=(*base.crls, *trust.crls),
+        ocsps=(*base.ocsps, *trust.ocsps),
+        algorithms=AlgorithmPolicy(
+            allowed_digests=frozenset(d.lower() for d in v.allowed_digests),
+            min_rsa_bits=v.min_rsa_bits,
+            min_ec_bits=v.min_ec_bits,
+        ),
+        revocation=RevocationPolicy(
+            allow_fetching=v.allow_fetching,
+            allowed_hosts=frozenset(h.lower() for h in v.allowed_hosts),
+            timeout_s=v.fetch_timeout_s,
+            max_response_bytes=v.max_response_kib * 1024,
+        ),
     )
 
 
@@ -132,6 +161,7 @@ def _production_spec(settings: Settings) -> SigningSpec:
         tsa_failure=sig.tsa_failure,
         font_path=sig.stamp_font,
         refuse_development_keys=True,
+        verification=_verification_spec(settings, VerificationSpec()),
     )
 
 
@@ -150,6 +180,6 @@ def wire(settings: Settings, now: dt.datetime) -> Wiring:
     return Wiring(
         signing=spec,
         tokens=TokenStore.load(tokens_file),
-        trust_roots=tuple(Path(p) for p in spec.trust.roots),
+        trust_roots=tuple(Path(p) for p in spec.verification.roots),
         agencies=names,
     )

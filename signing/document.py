@@ -95,7 +95,37 @@ def open_pdf(data: bytes) -> OpenedPdf:
         raise DamagedPdfError(f"the PDF structure is damaged: {_short(exc)}") from None
     if page_count < 1:
         raise DamagedPdfError("the PDF has no pages")
+    _unshare_info(reader, writer)
     return OpenedPdf(writer, strict, page_count, names)
+
+
+def _unshare_info(reader: PdfFileReader, writer: IncrementalPdfFileWriter) -> None:
+    """Some producers point the trailer's /Info at a structural object (the catalog or
+    the page tree). Every revision pyHanko writes updates /Info (ModDate, Producer), so
+    a later revision (a B-LTA document timestamp, the next signature) would rewrite the
+    page tree itself, which the verifier must call an unexplained change. Give the
+    document an /Info dictionary of its own in the signed revision."""
+    try:
+        info = reader.trailer_view.raw_get("/Info")
+    except KeyError:
+        return
+    if not isinstance(info, generic.IndirectObject):
+        return
+    structural = {reader.root_ref}
+    pages = reader.root.raw_get("/Pages")
+    if isinstance(pages, generic.IndirectObject):
+        structural.add(pages.reference)
+    if info.reference in structural:
+        fresh = generic.DictionaryObject(
+            {k: v for k, v in info.get_object().items() if k in _INFO_KEYS}
+        )
+        writer.set_info(fresh)
+
+
+_INFO_KEYS = {
+    "/Title", "/Author", "/Subject", "/Keywords", "/Creator", "/Producer",
+    "/CreationDate", "/ModDate", "/Trapped",
+}
 
 
 def _touch(reader: PdfFileReader) -> None:

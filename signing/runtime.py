@@ -22,6 +22,7 @@ from .errors import ConfigurationError
 from .keys.base import KeySpec, ProviderKind, open_key_provider
 from .keys.certs import load_certificates
 from .stamp import load_font
+from .verify.policy import VerificationSpec, development_verification_spec
 from .timestamps import HttpTimeStamper, load_dev_timestamper
 
 __all__ = ["AgencySpec", "SigningSpec", "TrustSpec", "TsaSpec", "open_context"]
@@ -67,6 +68,7 @@ class SigningSpec:
     tsa_failure: TsaFailurePolicy = TsaFailurePolicy.FAIL
     font_path: str = ""
     refuse_development_keys: bool = True  # production: DEVELOPMENT-marked certificates fail
+    verification: VerificationSpec = field(default_factory=VerificationSpec)
 
 
 def _read_all(paths: tuple[str, ...]) -> list[bytes]:
@@ -167,6 +169,7 @@ def development_spec(
     trust: TrustSpec | None = None,
     tsa_failure: TsaFailurePolicy = TsaFailurePolicy.FAIL,
     font_path: str = "",
+    verification: VerificationSpec | None = None,
 ) -> SigningSpec:
     """The signing spec of development mode: the development PKI's PKCS#12 keys, its
     in-process TSA (unless ``tsa`` names a URL) and its fixed CRLs/OCSP answers; the
@@ -205,6 +208,7 @@ def development_spec(
         tsa_failure=tsa_failure,
         font_path=font_path,
         refuse_development_keys=False,
+        verification=verification or development_verification_spec(pki),
     )
 
 

@@ -164,7 +164,9 @@ class _Dss:
         return bool(self.crls or self.ocsps)
 
 
-def _context(ctx: VerifyContext, dss: _Dss, moment: dt.datetime | None) -> ValidationContext:
+def _context(
+    ctx: VerifyContext, dss: _Dss, moment: dt.datetime | None, revocation_mode: str = "hard-fail"
+) -> ValidationContext:
     trust = ctx.trust
     fetching = ctx.session is not None and ctx.revocation.allow_fetching
     return ValidationContext(
@@ -176,7 +178,7 @@ def _context(ctx: VerifyContext, dss: _Dss, moment: dt.datetime | None) -> Valid
         fetcher_backend=AIOHttpFetcherBackend(ctx.session, per_request_timeout=ctx.revocation.timeout_s)
         if fetching
         else None,
-        revocation_mode="hard-fail",
+        revocation_mode=revocation_mode,
         moment=moment,
         retroactive_revinfo=moment is not None,
     )
@@ -206,8 +208,10 @@ def _trust_subindication(status) -> SubIndication:
     return SubIndication.NO_CERTIFICATE_CHAIN_FOUND
 
 
-async def _validate(emb, ctx: VerifyContext, dss: _Dss, moment: dt.datetime | None):
-    vc = _context(ctx, dss, moment)
+async def _validate(
+    emb, ctx: VerifyContext, dss: _Dss, moment: dt.datetime | None, revocation_mode="hard-fail"
+):
+    vc = _context(ctx, dss, moment, revocation_mode)
     if emb.sig_object_type == "/DocTimeStamp":
         return await async_validate_pdf_timestamp(emb, validation_context=vc)
     return await async_validate_pdf_signature(
@@ -275,6 +279,12 @@ async def _verify_one(
         messages.append("the signature value does not verify with the signer's public key")
     elif not status.trusted:
         sub = _trust_subindication(status)
+        if sub is SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and not is_ts:
+            # pyHanko files "revocation data could not be obtained" under the general
+            # failure; if the chain holds once revocation may be skipped, that was it.
+            lenient = await _validate(emb, ctx, dss, None, revocation_mode="soft-fail")
+            if lenient.trusted:
+                sub = SubIndication.TRY_LATER
         revoked_before = (
             status.revocation_details is not None
             and ts_time is not None
