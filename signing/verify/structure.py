@@ -54,11 +54,17 @@ def byte_range_problems(data: bytes, sig_object: generic.DictionaryObject) -> li
     return []
 
 
-def trailing_garbage(data: bytes) -> bool:
-    """True when non-whitespace bytes follow the last %%EOF marker."""
-    last = None
-    for last in _EOF.finditer(data):
-        pass
-    if last is None:
+def trailing_garbage(data: bytes, reader) -> bool:
+    """True when anything but whitespace follows the end of the last revision that the
+    cross-reference chain knows (its xref section, trailer and %%EOF): bytes appended
+    after it, even ending in a copy of the old ``startxref N %%EOF``, are covered by no
+    signature and no revision."""
+    try:
+        last = reader.xrefs.total_revisions - 1
+        start = reader.xrefs.get_startxref_for_revision(last)
+    except (KeyError, IndexError, ValueError):
+        start = 0
+    end = _EOF.search(data, start)
+    if end is None:
         return False
-    return bool(data[last.end() :].strip(b" \t\r\n\f\0"))
+    return bool(data[end.end() :].strip(b" \t\r\n\f\0"))

@@ -155,6 +155,7 @@ class _Dss:
             ]
             for item in (*self.ocsps, *self.crls):
                 item.native  # noqa: B018 - parse fully now: damage shows here, not deep inside
+            _check_vri(reader.root["/DSS"])
         except PARSE_ERRORS + (PdfReadError,) as exc:
             self.certs, self.crls, self.ocsps = [], [], []
             self.problem = f"the document security store is damaged ({type(exc).__name__})"
@@ -162,6 +163,30 @@ class _Dss:
     @property
     def has_revocation_data(self) -> bool:
         return bool(self.crls or self.ocsps)
+
+
+_VRI_KEY = frozenset("0123456789ABCDEF")
+_VRI_LOADERS = {
+    "/Cert": lambda b: asn1_x509.Certificate.load(b).native,
+    "/OCSP": lambda b: asn1_ocsp.OCSPResponse.load(b).native,
+    "/CRL": lambda b: asn1_crl.CertificateList.load(b).native,
+}
+
+
+def _check_vri(dss_dict) -> None:
+    """The VRI is deprecated in PAdES and not used for validation, but what it holds
+    must still be what it claims to be: a tampered VRI is reported, not ignored."""
+    vri = dss_dict.get("/VRI")
+    if vri is None:
+        return
+    for key, entry in vri.items():
+        name = key[1:].upper()
+        if len(name) != 40 or not set(name) <= _VRI_KEY:
+            raise ValueError(f"VRI key {key} is not a signature hash")
+        entry = entry.get_object()
+        for kind, load in _VRI_LOADERS.items():
+            for ref in entry.get(kind, ()):
+                load(ref.get_object().data)
 
 
 def _context(
@@ -224,15 +249,48 @@ async def _validate(
     )
 
 
+def _form_filling_permitted(status, doc: _DocFacts) -> bool:
+    """API.md: later signatures and document timestamps are permitted; other form
+    filling only where a certification signature's DocMDP allows it (P >= 2)."""
+    changed = getattr(status.diff_result, "changed_form_fields", None)
+    if changed is not None and set(changed) <= doc.signed_fields:
+        return True
+    return doc.docmdp_p is not None and doc.docmdp_p >= 2 and bool(status.docmdp_ok)
+
+
+class _DocFacts:
+    """Facts about the whole document the per-signature verdicts need."""
+
+    def __init__(self, reader: PdfFileReader, signed_fields: set[str], dss: _Dss) -> None:
+        self.signed_fields = signed_fields
+        self.dss = dss
+        self.docmdp_p = _certification_level(reader)
+        self.doc_ts_revisions: list[int] = []
+
+
+def _certification_level(reader: PdfFileReader) -> int | None:
+    """The /P of the certification signature's DocMDP transform, if certified."""
+    try:
+        sig = reader.root["/Perms"]["/DocMDP"]
+        for ref in sig.get("/Reference", ()):
+            ref = ref.get_object()
+            if ref.get("/TransformMethod") == "/DocMDP":
+                return int(ref.get("/TransformParams", {}).get("/P", 2))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return None
+
+
 async def _verify_one(
     data: bytes,
     reader: PdfFileReader,
     emb: EmbeddedPdfSignature,
     name: str,
     ctx: VerifyContext,
-    dss: _Dss,
-    doc_ts_revisions: list[int],
+    doc: _DocFacts,
 ) -> SignatureReport:
+    dss = doc.dss
+    doc_ts_revisions = doc.doc_ts_revisions
     is_ts = emb.sig_object_type == "/DocTimeStamp"
     kind = "document_timestamp" if is_ts else "signature"
     problems = byte_range_problems(data, emb.sig_object)
@@ -303,14 +361,14 @@ async def _verify_one(
     level_mod = status.modification_level
     modifications = _MOD.get(level_mod, Modification.OTHER) if level_mod else Modification.OTHER
     permitted = _PERMITTED.get(level_mod, False) if level_mod else False
-    if level_mod is ModificationLevel.FORM_FILLING and status.docmdp_ok:
-        permitted = True
+    if level_mod is ModificationLevel.FORM_FILLING:
+        permitted = _form_filling_permitted(status, doc)
     if level_mod is None:
         messages.append("the changes after this signature could not be analysed")
     diff = status.diff_result
     if diff is not None and not hasattr(diff, "modification_level"):
         messages.append(f"suspicious change after signing: {str(diff)[:200]}")
-    if permitted and emb.signed_revision < reader.xrefs.total_revisions - 1:
+    if emb.signed_revision < reader.xrefs.total_revisions - 1:
         try:
             widget_problems = widget_changes_after(reader, emb.signed_revision)
         except PARSE_ERRORS + (PdfReadError,) as exc:
@@ -397,25 +455,30 @@ async def verify_pdf(data: bytes, ctx: VerifyContext, *, now: dt.datetime) -> Ve
             reports.append(
                 _failed(name, SubIndication.FORMAT_FAILURE, f"the signature is malformed ({type(exc).__name__}: {str(exc)[:120]})")
             )
-    doc_ts_revisions = []
+    doc = _DocFacts(reader, {name for name, value, _ in fields if value is not None}, dss)
     for _, emb in embedded:
         try:
             if emb.sig_object_type == "/DocTimeStamp":
-                doc_ts_revisions.append(emb.signed_revision)
+                doc.doc_ts_revisions.append(emb.signed_revision)
         except PARSE_ERRORS + (PdfReadError,):
             pass
     for name, emb in embedded:
         try:
-            reports.append(await _verify_one(data, reader, emb, name, ctx, dss, doc_ts_revisions))
+            reports.append(await _verify_one(data, reader, emb, name, ctx, doc))
         except PARSE_ERRORS + (PdfReadError,) as exc:
             reports.append(
                 _failed(name, SubIndication.FORMAT_FAILURE, f"the signature cannot be processed ({type(exc).__name__}: {str(exc)[:120]})")
             )
     doc_messages = []
-    if trailing_garbage(data):
-        doc_messages.append("bytes after the end of the document (after the last %%EOF) are not covered by any signature")
+    if trailing_garbage(data, reader):
+        doc_messages.append(
+            "bytes after the end of the document (after the last revision's %%EOF) are not "
+            "covered by any signature"
+        )
     if dss.problem:
-        for r in reports:
+        doc_messages.append(dss.problem)
+        for r in reports:  # validation data was tampered with after these signatures
+            r.modifications, r.modifications_permitted = Modification.OTHER, False
             r.messages.append(dss.problem)
     for r in reports:
         r.messages.extend(notes)
