@@ -14,6 +14,7 @@ from exchange.records import RecordStore
 from signing.errors import SigningError
 from signing.keys.certs import load_certificates, to_pem
 from signing.pool import SigningPool
+from signing.workers import WorkerLimits
 
 from .keys import APP_STATE, PRINCIPAL, AppState
 from .metrics import Metrics
@@ -21,6 +22,7 @@ from .problems import Problem, problem_middleware
 from .ratelimit import RateLimiter
 from .routes_service import routes as service_routes
 from .routes_sign import routes as sign_routes
+from .routes_verify import routes as verify_routes
 from .settings import Settings
 from .wiring import wire
 
@@ -67,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.add_routes(service_routes)
     app.add_routes(sign_routes)
+    app.add_routes(verify_routes)
 
     async def lifecycle(app: web.Application):
         now = dt.datetime.now(dt.UTC)
@@ -74,7 +77,16 @@ def create_app(settings: Settings) -> web.Application:
         roots = await asyncio.to_thread(
             lambda: b"".join(to_pem(c) for p in wiring.trust_roots for c in load_certificates(p))
         )
-        pool = SigningPool(wiring.signing, settings.service.workers or None)
+        svc = settings.service
+        pool = SigningPool(
+            wiring.signing,
+            svc.workers or None,
+            WorkerLimits(
+                memory_bytes=svc.worker_memory_mib * 1024 * 1024,
+                cpu_seconds=svc.task_timeout_s,
+                wall_seconds=svc.task_timeout_s,
+            ),
+        )
         records = RecordStore(settings.var_path("archive"))
         app[APP_STATE] = AppState(
             settings=settings,

@@ -123,8 +123,15 @@ def _unshare_info(reader: PdfFileReader, writer: IncrementalPdfFileWriter) -> No
 
 
 _INFO_KEYS = {
-    "/Title", "/Author", "/Subject", "/Keywords", "/Creator", "/Producer",
-    "/CreationDate", "/ModDate", "/Trapped",
+    "/Title",
+    "/Author",
+    "/Subject",
+    "/Keywords",
+    "/Creator",
+    "/Producer",
+    "/CreationDate",
+    "/ModDate",
+    "/Trapped",
 }
 
 

@@ -1,6 +1,9 @@
 """Signing in worker processes: one pool sized to the cores, keys opened once per
 worker, the event loop of the HTTP service never touched by CPU work.
 
+The workers run under limits (``signing.workers``): a document that exhausts a worker's
+memory, CPU or wall time fails alone with ``resource_limit``, and the worker is replaced.
+
 pyHanko's signing is pure Python and CPU-bound (NOTES 2: threads do not help), and
 its synchronous entry points call ``asyncio.run()`` (NOTES 1). Each worker therefore
 keeps its own event loop and HTTP session for the TSA and revocation fetching, and
@@ -10,21 +13,22 @@ runs the async signing path on it.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime as dt
 import logging
-import multiprocessing
 import multiprocessing.util
 import os
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
 from .engine import SigningContext, SignResult, sign_pdf
-from .errors import KeyUnavailableError, SigningError
+from .errors import KeyUnavailableError
 from .options import SignOptions
 from .runtime import SigningSpec, close_context, open_context
+from .verify import VerifyContext, restricted_session, verify_pdf
+from .workers import WorkerLimits, WorkerPool
 
 __all__ = ["SigningPool", "WorkerStatus"]
 
@@ -42,6 +46,8 @@ class _Worker:
     loop: asyncio.AbstractEventLoop
     session: aiohttp.ClientSession
     context: SigningContext
+    verify_session: aiohttp.ClientSession | None
+    verify_context: VerifyContext
 
 
 _WORKER: _Worker | None = None
@@ -69,6 +75,13 @@ def _init_worker(spec: SigningSpec) -> None:
             timeout=aiohttp.ClientTimeout(total=60), raise_for_status=False
         )
         worker.context = await open_context(spec, worker.session)
+        # Verification fetches (if at all) through its own, allow-listed session: its
+        # URLs come from untrusted documents.
+        revocation = spec.verification.revocation
+        worker.verify_session = (
+            restricted_session(revocation) if revocation.allow_fetching else None
+        )
+        worker.verify_context = VerifyContext.from_spec(spec.verification, worker.verify_session)
 
     worker.loop.run_until_complete(_open())
     _WORKER = worker
@@ -79,6 +92,8 @@ def _init_worker(spec: SigningSpec) -> None:
 def _close_worker(worker: _Worker) -> None:
     close_context(worker.context)
     worker.loop.run_until_complete(worker.session.close())
+    if worker.verify_session is not None:
+        worker.loop.run_until_complete(worker.verify_session.close())
     worker.loop.close()
 
 
@@ -93,6 +108,12 @@ def _sign_task(data: bytes, options: SignOptions, now: dt.datetime) -> SignResul
     return worker.loop.run_until_complete(sign_pdf(data, options, worker.context, now=now))
 
 
+def _verify_task(data: bytes, now: dt.datetime) -> dict:
+    worker = _state()
+    report = worker.loop.run_until_complete(verify_pdf(data, worker.verify_context, now=now))
+    return report.to_dict()
+
+
 def _status_task() -> WorkerStatus:
     worker = _state()
     ts = worker.context.timestamper
@@ -104,12 +125,16 @@ def _status_task() -> WorkerStatus:
 
 
 class SigningPool:
-    """A process pool of signing workers."""
+    """A pool of signing workers, each with its keys open, under ``limits``."""
 
-    def __init__(self, spec: SigningSpec, workers: int | None = None) -> None:
+    def __init__(
+        self, spec: SigningSpec, workers: int | None = None, limits: WorkerLimits | None = None
+    ) -> None:
         self._spec = spec
         self._workers = workers or os.cpu_count() or 1
-        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._pool = WorkerPool(
+            _init_worker, (spec,), self._workers, limits or WorkerLimits(), "docgate-signer"
+        )
 
     @property
     def size(self) -> int:
@@ -117,37 +142,24 @@ class SigningPool:
 
     async def start(self) -> list[WorkerStatus]:
         """Start the workers and wait until each has opened its keys."""
-        self._executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=self._workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self._spec,),
-        )
+        await self._pool.start()
         return await self.status()
 
     async def status(self) -> list[WorkerStatus]:
-        loop = asyncio.get_running_loop()
-        tasks = [self._run(loop, _status_task) for _ in range(self._workers)]
-        return list(await asyncio.gather(*tasks))
+        """Asks every live worker (a worker being replaced is not counted)."""
+        return await self._pool.broadcast(_status_task)
 
     async def sign(self, data: bytes, options: SignOptions, now: dt.datetime) -> SignResult:
-        return await self._run(asyncio.get_running_loop(), _sign_task, data, options, now)
+        return await self.run(_sign_task, data, options, now)
 
-    async def _run(self, loop, fn, *args):
-        if self._executor is None:
-            raise KeyUnavailableError("the signing pool is not running")
-        try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except SigningError:
-            raise
-        except BrokenProcessPool:
-            raise KeyUnavailableError(
-                "the signing workers could not start or died; see the service log"
-            ) from None
+    async def verify(self, data: bytes, now: dt.datetime) -> dict:
+        """The verification report (API.md JSON) of ``data``."""
+        return await self.run(_verify_task, data, now)
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on a worker; ``fn`` is a module-level function that may use
+        the worker's state through ``_state()``."""
+        return await self._pool.run(fn, *args)
 
     async def close(self) -> None:
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            await asyncio.get_running_loop().run_in_executor(
-                None, lambda: executor.shutdown(wait=True, cancel_futures=True)
-            )
+        await self._pool.close()

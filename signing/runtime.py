@@ -22,8 +22,8 @@ from .errors import ConfigurationError
 from .keys.base import KeySpec, ProviderKind, open_key_provider
 from .keys.certs import load_certificates
 from .stamp import load_font
-from .verify.policy import VerificationSpec, development_verification_spec
 from .timestamps import HttpTimeStamper, load_dev_timestamper
+from .verify.policy import VerificationSpec, development_verification_spec
 
 __all__ = ["AgencySpec", "SigningSpec", "TrustSpec", "TsaSpec", "open_context"]
 

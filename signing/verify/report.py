@@ -193,9 +193,7 @@ class VerificationReport:
                 else f"changed after signing ({s.modifications.value})"
             )
             kind = "Document timestamp" if s.kind == "document_timestamp" else "Signature"
-            parts.append(
-                f"{kind} {i} by {who} at {when}: {verdict}{sub}; {integrity}; {change}."
-            )
+            parts.append(f"{kind} {i} by {who} at {when}: {verdict}{sub}; {integrity}; {change}.")
         parts.extend(self.messages)
         return " ".join(parts)
 
@@ -224,7 +222,9 @@ class VerificationReport:
                 else f"đã bị thay đổi sau khi ký ({s.modifications.value})"
             )
             kind = "Dấu thời gian tài liệu" if s.kind == "document_timestamp" else "Chữ ký"
-            parts.append(f"{kind} {i} của {who}, lúc {when}: {verdict}{sub}; {integrity}; {change}.")
+            parts.append(
+                f"{kind} {i} của {who}, lúc {when}: {verdict}{sub}; {integrity}; {change}."
+            )
         parts.extend(_vi_message(m) for m in self.messages)
         return " ".join(parts)
 

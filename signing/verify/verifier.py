@@ -112,7 +112,9 @@ def _signer(cert: asn1_x509.Certificate | None) -> SignerInfo | None:
     )
 
 
-def _failed(field: str, sub: SubIndication, message: str, kind: str = "signature") -> SignatureReport:
+def _failed(
+    field: str, sub: SubIndication, message: str, kind: str = "signature"
+) -> SignatureReport:
     return SignatureReport(
         field=field,
         indication=Indication.TOTAL_FAILED,
@@ -200,7 +202,9 @@ def _context(
         crls=list(trust.crls) + dss.crls,
         ocsps=list(trust.ocsps) + dss.ocsps,
         allow_fetching=fetching,
-        fetcher_backend=AIOHttpFetcherBackend(ctx.session, per_request_timeout=ctx.revocation.timeout_s)
+        fetcher_backend=AIOHttpFetcherBackend(
+            ctx.session, per_request_timeout=ctx.revocation.timeout_s
+        )
         if fetching
         else None,
         revocation_mode=revocation_mode,
@@ -322,7 +326,9 @@ async def _verify_one(
             status = at_ts
         elif at_ts.revoked:
             status = at_ts
-            messages.append("the certificate was already revoked when the signature was timestamped")
+            messages.append(
+                "the certificate was already revoked when the signature was timestamped"
+            )
 
     indication, sub = Indication.TOTAL_PASSED, None
     crypto = _crypto_problem(ctx, status.md_algorithm, cert)
@@ -372,7 +378,9 @@ async def _verify_one(
         try:
             widget_problems = widget_changes_after(reader, emb.signed_revision)
         except PARSE_ERRORS + (PdfReadError,) as exc:
-            widget_problems = [f"the form fields changed after signing cannot be analysed ({type(exc).__name__})"]
+            widget_problems = [
+                f"the form fields changed after signing cannot be analysed ({type(exc).__name__})"
+            ]
         if widget_problems:
             permitted = False
             modifications = Modification.OTHER
@@ -447,13 +455,21 @@ async def verify_pdf(data: bytes, ctx: VerifyContext, *, now: dt.datetime) -> Ve
             sub_filter = value.get_object().get("/SubFilter")
             if sub_filter not in _KNOWN_SUBFILTERS:
                 reports.append(
-                    _failed(name, SubIndication.FORMAT_FAILURE, f"unsupported signature type {sub_filter}")
+                    _failed(
+                        name,
+                        SubIndication.FORMAT_FAILURE,
+                        f"unsupported signature type {sub_filter}",
+                    )
                 )
                 continue
             embedded.append((name, EmbeddedPdfSignature(reader, field_ref, name)))
         except PARSE_ERRORS + (PdfReadError,) as exc:
             reports.append(
-                _failed(name, SubIndication.FORMAT_FAILURE, f"the signature is malformed ({type(exc).__name__}: {str(exc)[:120]})")
+                _failed(
+                    name,
+                    SubIndication.FORMAT_FAILURE,
+                    f"the signature is malformed ({type(exc).__name__}: {str(exc)[:120]})",
+                )
             )
     doc = _DocFacts(reader, {name for name, value, _ in fields if value is not None}, dss)
     for _, emb in embedded:
@@ -467,7 +483,11 @@ async def verify_pdf(data: bytes, ctx: VerifyContext, *, now: dt.datetime) -> Ve
             reports.append(await _verify_one(data, reader, emb, name, ctx, doc))
         except PARSE_ERRORS + (PdfReadError,) as exc:
             reports.append(
-                _failed(name, SubIndication.FORMAT_FAILURE, f"the signature cannot be processed ({type(exc).__name__}: {str(exc)[:120]})")
+                _failed(
+                    name,
+                    SubIndication.FORMAT_FAILURE,
+                    f"the signature cannot be processed ({type(exc).__name__}: {str(exc)[:120]})",
+                )
             )
     doc_messages = []
     if trailing_garbage(data, reader):

@@ -65,7 +65,10 @@ def _widget_refs(reader) -> list[generic.IndirectObject]:
         for item in annots:
             if isinstance(item, generic.IndirectObject):
                 annot = item.get_object()
-                if isinstance(annot, generic.DictionaryObject) and annot.get("/Subtype") == "/Widget":
+                if (
+                    isinstance(annot, generic.DictionaryObject)
+                    and annot.get("/Subtype") == "/Widget"
+                ):
                     refs.append(item)
     return refs
 
@@ -107,9 +110,9 @@ def widget_changes_after(reader: PdfFileReader, signed_revision: int) -> list[st
         ):
             continue
         before_field = _field_of(before)
-        value_changed = _fingerprint(before_field.raw_get("/V") if "/V" in before_field else None) != (
-            _fingerprint(field.raw_get("/V") if "/V" in field else None)
-        )
+        value_changed = _fingerprint(
+            before_field.raw_get("/V") if "/V" in before_field else None
+        ) != (_fingerprint(field.raw_get("/V") if "/V" in field else None))
         if value_changed:
             continue  # form filling: a new value comes with a new appearance
         problems.append(

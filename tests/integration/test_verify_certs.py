@@ -20,7 +20,13 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from signing.verify import RevocationPolicy, TrustStore, VerifyContext, restricted_session, verify_pdf
+from signing.verify import (
+    RevocationPolicy,
+    TrustStore,
+    VerifyContext,
+    restricted_session,
+    verify_pdf,
+)
 from tests.fixtures.pdfs import simple_pdf
 
 NOW = dt.datetime.now(dt.UTC)
@@ -42,9 +48,15 @@ def _cert(subject, issuer, key, issuer_key, *, ca, start, end, algo=hashes.SHA25
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-                encipher_only=False, decipher_only=False,
+                digital_signature=not ca,
+                content_commitment=not ca,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -60,18 +72,35 @@ class MiniPki:
     def __init__(self, name="Test Root"):
         self.name = name
         self.key = rsa.generate_private_key(65537, 2048)
-        self.cert = _cert(name, name, self.key, self.key, ca=True,
-                          start=NOW - dt.timedelta(days=3650), end=NOW + dt.timedelta(days=3650))
+        self.cert = _cert(
+            name,
+            name,
+            self.key,
+            self.key,
+            ca=True,
+            start=NOW - dt.timedelta(days=3650),
+            end=NOW + dt.timedelta(days=3650),
+        )
 
     def signer(self, *, bits=2048, start=None, end=None, cn="Signer"):
         key = rsa.generate_private_key(65537, bits)
-        cert = _cert(cn, self.name, key, self.key, ca=False,
-                     start=start or NOW - dt.timedelta(days=1), end=end or NOW + dt.timedelta(days=365))
+        cert = _cert(
+            cn,
+            self.name,
+            key,
+            self.key,
+            ca=False,
+            start=start or NOW - dt.timedelta(days=1),
+            end=end or NOW + dt.timedelta(days=365),
+        )
         return signers.SimpleSigner(
             signing_cert=_asn1(cert),
             signing_key=asn1_keys.PrivateKeyInfo.load(
-                key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
+                key.private_bytes(
+                    serialization.Encoding.DER,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
             ),
             cert_registry=SimpleCertificateStore.from_certs([_asn1(self.cert)]),
         )
@@ -124,7 +153,10 @@ async def test_untrusted_root(pki):
     other = MiniPki("Other Root")
     report, sig = await _verdict(await _sign(other.signer()), pki.context())
     assert not report["valid"]
-    assert (sig["indication"], sig["subindication"]) == ("INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND")
+    assert (sig["indication"], sig["subindication"]) == (
+        "INDETERMINATE",
+        "NO_CERTIFICATE_CHAIN_FOUND",
+    )
     assert sig["intact"] and not sig["trusted"]
 
 
@@ -134,7 +166,10 @@ async def test_forged_chain_with_the_trusted_root_name(pki):
     forger.name = pki.name
     report, sig = await _verdict(await _sign(forger.signer()), pki.context())
     assert not report["valid"] and sig["indication"] == "INDETERMINATE"
-    assert sig["subindication"] in {"CERTIFICATE_CHAIN_GENERAL_FAILURE", "NO_CERTIFICATE_CHAIN_FOUND"}
+    assert sig["subindication"] in {
+        "CERTIFICATE_CHAIN_GENERAL_FAILURE",
+        "NO_CERTIFICATE_CHAIN_FOUND",
+    }
 
 
 async def test_sha1_digest(pki):
@@ -148,16 +183,23 @@ async def test_sha1_digest(pki):
 async def test_rsa_1024_key(pki):
     report, sig = await _verdict(await _sign(pki.signer(bits=1024)), pki.context())
     assert not report["valid"]
-    assert (sig["indication"], sig["subindication"]) == ("INDETERMINATE", "CRYPTO_CONSTRAINTS_FAILURE")
+    assert (sig["indication"], sig["subindication"]) == (
+        "INDETERMINATE",
+        "CRYPTO_CONSTRAINTS_FAILURE",
+    )
     assert any("1024" in m for m in sig["messages"])
 
 
 async def test_revoked_certificate_fetched_from_allow_listed_host(test_pki):
     from signing.keys.pkcs12 import Pkcs12KeyProvider
 
-    signer = Pkcs12KeyProvider.from_bytes(test_pki.revoked.read(), test_pki.revoked.password).signer()
+    signer = Pkcs12KeyProvider.from_bytes(
+        test_pki.revoked.read(), test_pki.revoked.password
+    ).signer()
     data = await _sign(signer)
-    policy = RevocationPolicy(allow_fetching=True, allowed_hosts=frozenset({"127.0.0.1"}), timeout_s=5)
+    policy = RevocationPolicy(
+        allow_fetching=True, allowed_hosts=frozenset({"127.0.0.1"}), timeout_s=5
+    )
     async with restricted_session(policy) as session:
         ctx = VerifyContext(
             trust=TrustStore(roots=(test_pki.root_cert,)), revocation=policy, session=session
@@ -173,14 +215,22 @@ async def test_no_fetching_from_hosts_off_the_allow_list(test_pki):
 
     p12 = test_pki.agencies["000.00.00.H41"]
     data = await _sign(Pkcs12KeyProvider.from_bytes(p12.read(), p12.password).signer())
-    policy = RevocationPolicy(allow_fetching=True, allowed_hosts=frozenset({"ocsp.example.gov.vn"}), timeout_s=5)
+    policy = RevocationPolicy(
+        allow_fetching=True, allowed_hosts=frozenset({"ocsp.example.gov.vn"}), timeout_s=5
+    )
     async with restricted_session(policy) as session:
-        ctx = VerifyContext(trust=TrustStore(roots=(test_pki.root_cert,)), revocation=policy, session=session)
+        ctx = VerifyContext(
+            trust=TrustStore(roots=(test_pki.root_cert,)), revocation=policy, session=session
+        )
         report, sig = await _verdict(data, ctx)
-        allowed = RevocationPolicy(allow_fetching=True, allowed_hosts=frozenset({"127.0.0.1"}), timeout_s=5)
+        allowed = RevocationPolicy(
+            allow_fetching=True, allowed_hosts=frozenset({"127.0.0.1"}), timeout_s=5
+        )
     assert not report["valid"]
     assert (sig["indication"], sig["subindication"]) == ("INDETERMINATE", "TRY_LATER")
     async with restricted_session(allowed) as session:
-        ctx = VerifyContext(trust=TrustStore(roots=(test_pki.root_cert,)), revocation=allowed, session=session)
+        ctx = VerifyContext(
+            trust=TrustStore(roots=(test_pki.root_cert,)), revocation=allowed, session=session
+        )
         report, sig = await _verdict(data, ctx)
     assert report["valid"], sig
