@@ -39,7 +39,10 @@ async def auth_middleware(request: web.Request, handler):
     if path.startswith("/v1/"):
         state = request.app[APP_STATE]
         open_path = path in _OPEN_V1 and not state.settings.auth.verify_requires_token
-        if open_path:
+        header = request.headers.get("Authorization")
+        if open_path and header is None:
+            # anonymous use of the open endpoints is rate-limited per address;
+            # callers with a token are identified and not throttled here
             if not state.limiter.allow(request.remote or "unknown"):
                 raise Problem(429, "rate_limited", "too many requests from this address; slow down")
         else:
@@ -94,7 +97,7 @@ def create_app(settings: Settings) -> web.Application:
             pool=pool,
             records=records,
             metrics=Metrics(),
-            limiter=RateLimiter(),
+            limiter=RateLimiter(settings.auth.open_rate_per_s, settings.auth.open_burst),
             trust_pem=roots,
         )
         try:

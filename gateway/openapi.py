@@ -37,6 +37,73 @@ _SIGN_OPTIONS = {
 }
 
 
+_NULLABLE_STR = {"type": ["string", "null"]}
+_SIGNATURE = {
+    "type": "object",
+    "required": [
+        "field",
+        "indication",
+        "subindication",
+        "intact",
+        "trusted",
+        "coverage",
+        "modifications",
+        "level",
+        "signer",
+        "signing_time",
+        "timestamp_time",
+        "messages",
+    ],
+    "properties": {
+        "field": {"type": "string"},
+        "kind": {"type": "string", "enum": ["signature", "document_timestamp"]},
+        "indication": {"type": "string", "enum": ["TOTAL_PASSED", "INDETERMINATE", "TOTAL_FAILED"]},
+        "subindication": _NULLABLE_STR,
+        "intact": {"type": "boolean"},
+        "trusted": {"type": "boolean"},
+        "coverage": {"type": "string", "enum": ["ENTIRE_FILE", "ENTIRE_REVISION", "PARTIAL"]},
+        "modifications": {
+            "type": "string",
+            "enum": ["NONE", "LTA_UPDATES", "FORM_FILLING", "ANNOTATIONS", "OTHER"],
+        },
+        "level": {"type": ["string", "null"], "enum": ["B-B", "B-T", "B-LT", "B-LTA", None]},
+        "signer": {
+            "type": ["object", "null"],
+            "properties": {
+                "common_name": _NULLABLE_STR,
+                "organization": _NULLABLE_STR,
+                "serial": _NULLABLE_STR,
+                "sha256": _NULLABLE_STR,
+            },
+        },
+        "signing_time": _NULLABLE_STR,
+        "timestamp_time": _NULLABLE_STR,
+        "messages": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_REPORT = {
+    "type": "object",
+    "required": ["valid", "document", "signatures", "summary"],
+    "properties": {
+        "valid": {"type": "boolean"},
+        "document": {
+            "type": "object",
+            "properties": {
+                "sha256": {"type": "string"},
+                "size": {"type": "integer"},
+                "revisions": {"type": "integer"},
+            },
+        },
+        "signatures": {"type": "array", "items": _SIGNATURE},
+        "messages": {"type": "array", "items": {"type": "string"}},
+        "summary": {
+            "type": "object",
+            "properties": {"vi": {"type": "string"}, "en": {"type": "string"}},
+        },
+    },
+}
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     pdf = {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
@@ -58,6 +125,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
                 "SignOptions": {"type": "object", "properties": _SIGN_OPTIONS},
+                "VerificationReport": _REPORT,
             },
         },
         "security": [{"bearer": []}],
@@ -95,6 +163,36 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/x-pem-file": {}},
                         },
                         **_problems(429),
+                    },
+                }
+            },
+            "/v1/verify": {
+                "post": {
+                    "summary": "Verify the signatures of a PDF (open; rate-limited per address)",
+                    "security": [{}, {"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            **pdf,
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["file"],
+                                    "properties": {"file": {"type": "string", "format": "binary"}},
+                                }
+                            },
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "the verification report",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/VerificationReport"}
+                                }
+                            },
+                        },
+                        **_problems(401, 413, 415, 422, 429, 503),
                     },
                 }
             },

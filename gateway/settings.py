@@ -125,6 +125,8 @@ class VerificationSettings:
 class AuthSettings:
     tokens_file: str = ""
     verify_requires_token: bool = False
+    open_rate_per_s: float = 5.0
+    open_burst: int = 30
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,17 +17,13 @@ import hashlib
 import io
 import logging
 
-from asn1crypto import crl as asn1_crl
-from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
-from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.misc import PdfReadError, PdfStrictReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESIndeterminate
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import async_validate_pdf_signature, async_validate_pdf_timestamp
-from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -36,6 +32,7 @@ from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBacken
 
 from ..document import PARSE_ERRORS
 from ..errors import DamagedPdfError, EncryptedPdfError, NotAPdfError
+from .docfacts import DocFacts, DssData
 from .policy import VerifyContext
 from .report import (
     Coverage,
@@ -133,66 +130,8 @@ def _failed(
     )
 
 
-class _Dss:
-    def __init__(self, reader: PdfFileReader) -> None:
-        self.certs: list = []
-        self.crls: list = []
-        self.ocsps: list = []
-        self.problem: str | None = None
-        try:
-            dss = DocumentSecurityStore.read_dss(reader)
-        except Exception as exc:  # noqa: BLE001 - absent or unreadable DSS, reported below
-            if "/DSS" in reader.root:
-                self.problem = f"the document security store cannot be read ({type(exc).__name__})"
-            return
-        try:
-            self.certs = list(dss.load_certs())
-            self.ocsps = [
-                asn1_ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE))
-                for ref in dss.ocsps
-            ]
-            self.crls = [
-                asn1_crl.CertificateList.load(ref.get_object().read_data(DecodePurpose.CRL))
-                for ref in dss.crls
-            ]
-            for item in (*self.ocsps, *self.crls):
-                item.native  # noqa: B018 - parse fully now: damage shows here, not deep inside
-            _check_vri(reader.root["/DSS"])
-        except PARSE_ERRORS + (PdfReadError,) as exc:
-            self.certs, self.crls, self.ocsps = [], [], []
-            self.problem = f"the document security store is damaged ({type(exc).__name__})"
-
-    @property
-    def has_revocation_data(self) -> bool:
-        return bool(self.crls or self.ocsps)
-
-
-_VRI_KEY = frozenset("0123456789ABCDEF")
-_VRI_LOADERS = {
-    "/Cert": lambda b: asn1_x509.Certificate.load(b).native,
-    "/OCSP": lambda b: asn1_ocsp.OCSPResponse.load(b).native,
-    "/CRL": lambda b: asn1_crl.CertificateList.load(b).native,
-}
-
-
-def _check_vri(dss_dict) -> None:
-    """The VRI is deprecated in PAdES and not used for validation, but what it holds
-    must still be what it claims to be: a tampered VRI is reported, not ignored."""
-    vri = dss_dict.get("/VRI")
-    if vri is None:
-        return
-    for key, entry in vri.items():
-        name = key[1:].upper()
-        if len(name) != 40 or not set(name) <= _VRI_KEY:
-            raise ValueError(f"VRI key {key} is not a signature hash")
-        entry = entry.get_object()
-        for kind, load in _VRI_LOADERS.items():
-            for ref in entry.get(kind, ()):
-                load(ref.get_object().data)
-
-
 def _context(
-    ctx: VerifyContext, dss: _Dss, moment: dt.datetime | None, revocation_mode: str = "hard-fail"
+    ctx: VerifyContext, dss: DssData, moment: dt.datetime | None, revocation_mode: str = "hard-fail"
 ) -> ValidationContext:
     trust = ctx.trust
     fetching = ctx.session is not None and ctx.revocation.allow_fetching
@@ -238,7 +177,7 @@ def _trust_subindication(status) -> SubIndication:
 
 
 async def _validate(
-    emb, ctx: VerifyContext, dss: _Dss, moment: dt.datetime | None, revocation_mode="hard-fail"
+    emb, ctx: VerifyContext, dss: DssData, moment: dt.datetime | None, revocation_mode="hard-fail"
 ):
     vc = _context(ctx, dss, moment, revocation_mode)
     if emb.sig_object_type == "/DocTimeStamp":
@@ -253,7 +192,7 @@ async def _validate(
     )
 
 
-def _form_filling_permitted(status, doc: _DocFacts) -> bool:
+def _form_filling_permitted(status, doc: DocFacts) -> bool:
     """API.md: later signatures and document timestamps are permitted; other form
     filling only where a certification signature's DocMDP allows it (P >= 2)."""
     changed = getattr(status.diff_result, "changed_form_fields", None)
@@ -262,36 +201,13 @@ def _form_filling_permitted(status, doc: _DocFacts) -> bool:
     return doc.docmdp_p is not None and doc.docmdp_p >= 2 and bool(status.docmdp_ok)
 
 
-class _DocFacts:
-    """Facts about the whole document the per-signature verdicts need."""
-
-    def __init__(self, reader: PdfFileReader, signed_fields: set[str], dss: _Dss) -> None:
-        self.signed_fields = signed_fields
-        self.dss = dss
-        self.docmdp_p = _certification_level(reader)
-        self.doc_ts_revisions: list[int] = []
-
-
-def _certification_level(reader: PdfFileReader) -> int | None:
-    """The /P of the certification signature's DocMDP transform, if certified."""
-    try:
-        sig = reader.root["/Perms"]["/DocMDP"]
-        for ref in sig.get("/Reference", ()):
-            ref = ref.get_object()
-            if ref.get("/TransformMethod") == "/DocMDP":
-                return int(ref.get("/TransformParams", {}).get("/P", 2))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-    return None
-
-
 async def _verify_one(
     data: bytes,
     reader: PdfFileReader,
     emb: EmbeddedPdfSignature,
     name: str,
     ctx: VerifyContext,
-    doc: _DocFacts,
+    doc: DocFacts,
 ) -> SignatureReport:
     dss = doc.dss
     doc_ts_revisions = doc.doc_ts_revisions
@@ -404,7 +320,7 @@ async def _verify_one(
     )
 
 
-def _level(emb, status, dss: _Dss, doc_ts_revisions: list[int]) -> str | None:
+def _level(emb, status, dss: DssData, doc_ts_revisions: list[int]) -> str | None:
     if emb.sig_object.get("/SubFilter") != _PADES:
         return None
     if status.timestamp_validity is None:
@@ -445,7 +361,7 @@ async def verify_pdf(data: bytes, ctx: VerifyContext, *, now: dt.datetime) -> Ve
         fields = list(enumerate_sig_fields(reader, filled_status=True))
     except PARSE_ERRORS + (PdfReadError,) as exc:
         raise DamagedPdfError(f"the form fields cannot be read ({type(exc).__name__})") from None
-    dss = _Dss(reader)
+    dss = DssData(reader)
     embedded: list[tuple[str, EmbeddedPdfSignature]] = []
     reports: list[SignatureReport] = []
     for name, value, field_ref in fields:
@@ -471,7 +387,7 @@ async def verify_pdf(data: bytes, ctx: VerifyContext, *, now: dt.datetime) -> Ve
                     f"the signature is malformed ({type(exc).__name__}: {str(exc)[:120]})",
                 )
             )
-    doc = _DocFacts(reader, {name for name, value, _ in fields if value is not None}, dss)
+    doc = DocFacts(reader, {name for name, value, _ in fields if value is not None}, dss)
     for _, emb in embedded:
         try:
             if emb.sig_object_type == "/DocTimeStamp":

@@ -38,6 +38,7 @@ def strict_service(tmp_path_factory, dead_port):
             "DOCGATE_SIGNING__TSA_RETRIES": "1",
             "DOCGATE_SERVICE__MAX_UPLOAD_MIB": "1",
             "DOCGATE_SERVICE__WORKERS": "1",
+            "DOCGATE_AUTH__VERIFY_REQUIRES_TOKEN": "true",
         },
     )
     yield svc
@@ -98,3 +99,27 @@ def test_multipart_over_the_limit_is_413(strict_service):
     answer = strict_service.sign_multipart(big, strict_service.token(AGENCY), {"level": "B-B"})
     assert answer.status == 413
     assert answer.json()["code"] == "too_large"
+
+
+def test_verify_can_require_a_token(strict_service):
+    signed = strict_service.sign(simple_pdf(), strict_service.token(AGENCY), "level=B-B").body
+    anonymous = strict_service.request(
+        "POST", "/v1/verify", signed, {"Content-Type": "application/pdf"}
+    )
+    assert anonymous.status == 401 and anonymous.json()["code"] == "unauthorized"
+    with_token = strict_service.request(
+        "POST",
+        "/v1/verify",
+        signed,
+        {
+            "Content-Type": "application/pdf",
+            "Authorization": f"Bearer {strict_service.token(AGENCY)}",
+        },
+    )
+    assert with_token.status == 200 and with_token.json()["valid"] is True
+
+
+def test_open_endpoints_are_rate_limited(lenient_service):
+    statuses = [lenient_service.request("GET", "/v1/trust/roots").status for _ in range(60)]
+    assert statuses[0] == 200
+    assert 429 in statuses  # burst of 30, then 5 per second per address

@@ -99,3 +99,20 @@ def test_random_options(service, options):
 def test_nothing_unhandled_was_logged(service):
     # runs after the fuzzers in this module: the service logged no unhandled error
     assert "unhandled error" not in service.log()
+
+
+@FUZZ
+@given(pdf=mutated_pdfs())
+def test_mutated_documents_to_verify(service, pdf):
+    answer = service.request("POST", "/v1/verify", pdf, {"Content-Type": "application/pdf"})
+    assert answer.status in (200, 422), (answer.status, answer.body[:300])
+    if answer.status == 200:
+        report = answer.json()
+        assert isinstance(report["valid"], bool) and "summary" in report
+    else:
+        assert answer.json()["code"] in {
+            "not_a_pdf",
+            "damaged_pdf",
+            "encrypted_pdf",
+            "resource_limit",
+        }

@@ -36,7 +36,7 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _cert(subject, issuer, key, issuer_key, *, ca, start, end, algo=hashes.SHA256()):
+def _cert(subject, issuer, key, issuer_key, *, ca, start, end):
     b = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
@@ -61,7 +61,7 @@ def _cert(subject, issuer, key, issuer_key, *, ca, start, end, algo=hashes.SHA25
             critical=True,
         )
     )
-    return b.sign(issuer_key, algo)
+    return b.sign(issuer_key, hashes.SHA256())
 
 
 def _asn1(cert) -> asn1_x509.Certificate:
