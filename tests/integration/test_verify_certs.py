@@ -234,3 +234,29 @@ async def test_no_fetching_from_hosts_off_the_allow_list(test_pki):
         )
         report, sig = await _verdict(data, ctx)
     assert report["valid"], sig
+
+
+async def test_revoked_before_the_proven_signing_time_is_total_failed(test_pki):
+    import aiohttp
+
+    from signing.keys.pkcs12 import Pkcs12KeyProvider
+    from signing.timestamps import HttpTimeStamper
+
+    signer = Pkcs12KeyProvider.from_bytes(test_pki.revoked.read(), test_pki.revoked.password).signer()
+    policy = RevocationPolicy(allow_fetching=True, allowed_hosts=frozenset({"127.0.0.1"}), timeout_s=5)
+    async with aiohttp.ClientSession() as plain, restricted_session(policy) as session:
+        out = io.BytesIO()
+        meta = PdfSignatureMetadata(
+            field_name="Sig1", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES
+        )
+        await PdfSigner(
+            meta, signer=signer, timestamper=HttpTimeStamper(test_pki.tsa_url, plain)
+        ).async_sign_pdf(IncrementalPdfFileWriter(io.BytesIO(simple_pdf())), output=out)
+        ctx = VerifyContext(
+            trust=TrustStore(roots=(test_pki.root_cert,)), revocation=policy, session=session
+        )
+        report, sig = await _verdict(out.getvalue(), ctx)
+    # the timestamp proves the signature was made after the revocation: EN 319 102-1
+    assert not report["valid"]
+    assert (sig["indication"], sig["subindication"]) == ("TOTAL_FAILED", "REVOKED")
+    assert sig["timestamp_time"] is not None

@@ -67,3 +67,41 @@ def test_corpus_after_signing_verifies(sign_doc, verify_doc):
         if not report["valid"]:
             failures.append(f"{path.name} at {level}: {report['signatures']} {report['messages']}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("subfilter", ["adbe.pkcs7.detached", "ETSI.CAdES.detached"])
+def test_corpus_signed_by_another_tool_verifies(dev_pki, verify_doc, subfilter):
+    """pyHanko's own signer (SimpleSigner, its default flow) on the corpus."""
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata
+
+    files = corpus_files()
+    if not files:
+        missing_component("the shared corpus is not present")
+    password = dev_pki.password_file.read_text().splitlines()[0].encode()
+    signer = signers.SimpleSigner.load_pkcs12(
+        str(dev_pki.agency_p12("000.00.01.H41")), passphrase=password
+    )
+    meta = PdfSignatureMetadata(
+        field_name="Signature1",
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter(f"/{subfilter}"),
+    )
+    failures = []
+    for path in files:
+        if path.name in (ENCRYPTED, DAMAGED_OBJECT):
+            continue
+        try:
+            writer = IncrementalPdfFileWriter(io.BytesIO(path.read_bytes()), strict=False)
+            signed = signers.sign_pdf(writer, meta, signer=signer).getvalue()
+        except Exception as exc:  # noqa: BLE001 - the other tool refuses some files
+            failures.append(f"{path.name}: the other tool could not sign it: {exc!r}")
+            continue
+        report = verify_doc(signed)
+        if not report["valid"]:
+            failures.append(f"{path.name}: {report['signatures']} {report['messages']}")
+    assert not failures, "\n".join(failures)
