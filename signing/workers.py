@@ -16,104 +16,19 @@ import collections
 import concurrent.futures
 import itertools
 import logging
-import math
 import multiprocessing
-import os
 import pickle
-import resource
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import KeyUnavailableError, SigningError
+from .errors import KeyUnavailableError
+from .worker_main import WorkerLimitError, WorkerLimits, describe, worker_main
 
 __all__ = ["WorkerLimitError", "WorkerLimits", "WorkerPool"]
 
 log = logging.getLogger("docgate.workers")
-
-
-@dataclass(frozen=True)
-class WorkerLimits:
-    memory_bytes: int | None = 2 * 1024**3  # RLIMIT_AS of each worker process
-    cpu_seconds: float | None = 120.0  # per task: RLIMIT_CPU soft limit, SIGXCPU kills
-    wall_seconds: float | None = 180.0  # per task (and per start): the parent kills
-
-
-class WorkerLimitError(SigningError):
-    """The worker of the caller's task died (memory, CPU, wall time, crash) or ran out of
-    memory or stack; it has been replaced."""
-
-    code = "resource_limit"
-    status = 422
-    title = "The document exceeds the processing limits"
-
-
-# --- the worker process ---------------------------------------------------------------
-
-
-def _describe(exc: BaseException) -> str:
-    return exc.detail if isinstance(exc, SigningError) else f"{type(exc).__name__}: {exc}"
-
-
-def _call(fn: Callable[..., Any], args: tuple) -> tuple[str, Any]:
-    try:
-        return ("ok", fn(*args))
-    except (MemoryError, RecursionError) as exc:
-        fatal = type(exc).__name__  # leaving the block frees the frames the traceback holds
-    except BaseException as exc:  # forwarded to the caller, not swallowed
-        try:  # as it is if it survives pickling, else described
-            pickle.loads(pickle.dumps(exc))
-        except Exception:
-            return ("err", RuntimeError(_describe(exc)))
-        return ("err", exc)
-    return ("limit", fatal)
-
-
-def _worker_main(conn, initializer: Callable[..., None], initargs: tuple, limits: WorkerLimits):
-    """The target of every worker. Returning normally lets multiprocessing run the
-    finalizers the initializer registered (``multiprocessing.util.Finalize``)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    if limits.memory_bytes is not None:
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]  # RLIM_INFINITY is -1
-        cap = limits.memory_bytes if hard < 0 else min(hard, limits.memory_bytes)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    try:
-        initializer(*initargs)
-    except BaseException as exc:  # reported to the parent, whose start() fails with it
-        conn.send(("failed", _describe(exc)))
-        return
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            message = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):  # the parent is gone
-            return
-        except Exception as exc:  # e.g. the task's module does not import here
-            reply: tuple[str, Any] = ("err", RuntimeError(f"unreadable task: {_describe(exc)}"))
-        else:
-            if message is None:  # graceful stop
-                return
-            if limits.cpu_seconds is not None:  # soft = CPU used so far + the allowance
-                used = resource.getrusage(resource.RUSAGE_SELF)
-                soft = math.ceil(used.ru_utime + used.ru_stime + limits.cpu_seconds)
-                hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-                resource.setrlimit(
-                    resource.RLIMIT_CPU, (soft if hard < 0 else min(soft, hard), hard)
-                )
-            reply = _call(*message)
-            del message
-        try:
-            conn.send(reply)
-        except OSError:
-            return
-        except MemoryError:
-            reply = ("limit", "MemoryError")
-            conn.send(reply)
-        except Exception as exc:  # the result does not pickle: say so
-            conn.send(("err", RuntimeError(f"the result cannot be sent: {_describe(exc)}")))
-        if reply[0] == "limit":
-            return  # this process's state is suspect: the parent starts another
 
 
 # --- the parent -------------------------------------------------------------------------
@@ -141,7 +56,7 @@ def _read(conn) -> tuple[str, Any]:
     try:
         return pickle.loads(data)
     except Exception as exc:  # the worker is fine; its answer does not unpickle here
-        return ("err", RuntimeError(f"the answer cannot be read: {_describe(exc)}"))
+        return ("err", RuntimeError(f"the answer cannot be read: {describe(exc)}"))
 
 
 _SKIPPED = object()  # a broadcast target replaced before its turn
@@ -200,7 +115,7 @@ class WorkerPool:
         failed = [r for r in results if not isinstance(r, _Worker)]
         if failed:
             await self.close()
-            self._problem = _describe(failed[0])
+            self._problem = describe(failed[0])
             raise KeyUnavailableError(self._problem) from None
 
     async def run(self, fn: Callable, *args: Any, wall_seconds: float | None = None) -> Any:
@@ -372,7 +287,7 @@ class WorkerPool:
         args = (child, self._initializer, self._initargs, self._limits)
         name = f"{self._name}-{number}"
         worker = _Worker(
-            self._ctx.Process(target=_worker_main, args=args, name=name, daemon=True),
+            self._ctx.Process(target=worker_main, args=args, name=name, daemon=True),
             parent,
             number,
         )
