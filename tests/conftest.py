@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.service",
     "tests.fixtures.poppler",
     "tests.fixtures.docs",
+    "tests.fixtures.db",
 ]

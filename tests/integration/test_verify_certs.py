@@ -242,8 +242,12 @@ async def test_revoked_before_the_proven_signing_time_is_total_failed(test_pki):
     from signing.keys.pkcs12 import Pkcs12KeyProvider
     from signing.timestamps import HttpTimeStamper
 
-    signer = Pkcs12KeyProvider.from_bytes(test_pki.revoked.read(), test_pki.revoked.password).signer()
-    policy = RevocationPolicy(allow_fetching=True, allowed_hosts=frozenset({"127.0.0.1"}), timeout_s=5)
+    signer = Pkcs12KeyProvider.from_bytes(
+        test_pki.revoked.read(), test_pki.revoked.password
+    ).signer()
+    policy = RevocationPolicy(
+        allow_fetching=True, allowed_hosts=frozenset({"127.0.0.1"}), timeout_s=5
+    )
     async with aiohttp.ClientSession() as plain, restricted_session(policy) as session:
         out = io.BytesIO()
         meta = PdfSignatureMetadata(
