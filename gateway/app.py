@@ -10,21 +10,27 @@ import time
 
 from aiohttp import web
 
+from exchange.agencies import AgencyRegistry
+from exchange.db import Database
+from exchange.migrate import upgrade
 from exchange.records import RecordStore
+from exchange.uow import UnitOfWork
 from signing.errors import SigningError
 from signing.keys.certs import load_certificates, to_pem
 from signing.pool import SigningPool
 from signing.workers import WorkerLimits
 
+from .auth import Authenticator
 from .keys import APP_STATE, PRINCIPAL, AppState
 from .metrics import Metrics
 from .problems import Problem, problem_middleware
 from .ratelimit import RateLimiter
+from .routes_agencies import routes as agency_routes
 from .routes_service import routes as service_routes
 from .routes_sign import routes as sign_routes
 from .routes_verify import routes as verify_routes
 from .settings import Settings
-from .wiring import wire
+from .wiring import seed_development, wire
 
 __all__ = ["create_app"]
 
@@ -46,9 +52,7 @@ async def auth_middleware(request: web.Request, handler):
             if not state.limiter.allow(request.remote or "unknown"):
                 raise Problem(429, "rate_limited", "too many requests from this address; slow down")
         else:
-            request[PRINCIPAL] = state.wiring.tokens.authenticate(
-                request.headers.get("Authorization")
-            )
+            request[PRINCIPAL] = await state.auth.authenticate(header)
     return await handler(request)
 
 
@@ -73,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(service_routes)
     app.add_routes(sign_routes)
     app.add_routes(verify_routes)
+    app.add_routes(agency_routes)
 
     async def lifecycle(app: web.Application):
         now = dt.datetime.now(dt.UTC)
@@ -81,6 +86,12 @@ def create_app(settings: Settings) -> web.Application:
             lambda: b"".join(to_pem(c) for p in wiring.trust_roots for c in load_certificates(p))
         )
         svc = settings.service
+        db = Database.open(wiring.database_url)
+        if settings.database.upgrade_on_start:
+            await upgrade(wiring.database_url)
+        registry = AgencyRegistry(lambda: UnitOfWork(db))
+        if wiring.dev_tokens is not None:
+            await seed_development(registry, settings, wiring.dev_tokens, now)
         pool = SigningPool(
             wiring.signing,
             svc.workers or None,
@@ -99,6 +110,9 @@ def create_app(settings: Settings) -> web.Application:
             metrics=Metrics(),
             limiter=RateLimiter(settings.auth.open_rate_per_s, settings.auth.open_burst),
             trust_pem=roots,
+            db=db,
+            registry=registry,
+            auth=Authenticator(registry),
         )
         try:
             statuses = await pool.start()
@@ -112,6 +126,7 @@ def create_app(settings: Settings) -> web.Application:
             log.error("signing workers failed to start (%s); /readyz will say so", exc.detail)
         yield
         await pool.close()
+        await db.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -1,24 +1,18 @@
-"""Bearer tokens: stored as SHA-256 hashes, one agency per ``agency`` token, or a role
-``admin``/``auditor``. 401 without a valid token, 403 when the token may not act."""
+"""Bearer tokens, checked against the database (hashes only, expiry, revocation): one
+agency per ``agency`` token, or a role ``admin``/``auditor``. 401 without a valid token,
+403 when the token may not act."""
 
 from __future__ import annotations
 
-import enum
-import hashlib
-import json
-import secrets
+import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
+
+from exchange.agencies import AgencyRegistry
+from exchange.models import Role
 
 from .problems import Problem
 
-__all__ = ["Principal", "Role", "TokenStore", "hash_token", "new_token"]
-
-
-class Role(enum.Enum):
-    AGENCY = "agency"
-    ADMIN = "admin"
-    AUDITOR = "auditor"
+__all__ = ["Authenticator", "Principal", "Role"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +20,7 @@ class Principal:
     role: Role
     agency: str | None
     label: str
+    token_id: str = ""
 
     def signing_agency(self, requested: str | None) -> str:
         """Which agency's key this principal may sign with, given the request."""
@@ -42,46 +37,27 @@ class Principal:
             return requested
         raise Problem(403, "forbidden", "auditor tokens cannot sign")
 
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def new_token() -> str:
-    return "dg_" + secrets.token_urlsafe(32)
+    def require(self, *roles: Role) -> None:
+        if self.role not in roles:
+            raise Problem(403, "forbidden", "this token may not do this")
 
 
-class TokenStore:
-    """Hashed tokens from a JSON file: ``{"tokens": [{"sha256", "role", "agency", "label"}]}``."""
+class Authenticator:
+    def __init__(self, registry: AgencyRegistry) -> None:
+        self._registry = registry
 
-    def __init__(self, entries: dict[str, Principal]) -> None:
-        self._entries = entries
-
-    @classmethod
-    def load(cls, path: Path) -> TokenStore:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        entries = {}
-        for row in data.get("tokens", []):
-            role = Role(row["role"])
-            agency = row.get("agency")
-            if (role is Role.AGENCY) != bool(agency):
-                raise ValueError(f"token {row.get('label')!r}: agency tokens need an agency")
-            entries[row["sha256"]] = Principal(role, agency, row.get("label", ""))
-        return cls(entries)
-
-    @staticmethod
-    def write(path: Path, rows: list[dict]) -> None:
-        path.write_text(json.dumps({"tokens": rows}, indent=2, ensure_ascii=False))
-        path.chmod(0o600)
-
-    def authenticate(self, header: str | None) -> Principal:
+    async def authenticate(
+        self, header: str | None, *, now: dt.datetime | None = None
+    ) -> Principal:
         if not header:
             raise Problem(401, "unauthorized", "an Authorization: Bearer token is required")
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 512:
             raise Problem(401, "unauthorized", "the Authorization header must be 'Bearer <token>'")
-        principal = self._entries.get(hash_token(token))
-        if principal is None:
-            raise Problem(401, "unauthorized", "the token is not valid")
-        return principal
+        info = await self._registry.authenticate(token, now=now or dt.datetime.now(dt.UTC))
+        if info is None:
+            raise Problem(
+                401, "unauthorized", "the token is not valid (unknown, expired or revoked)"
+            )
+        return Principal(info.role, info.agency, info.label, info.id)

@@ -13,6 +13,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from exchange.agencies import AgencyError, AgencyRegistry
+from exchange.db import Database
+from exchange.migrate import upgrade
+from exchange.uow import UnitOfWork
 from signing.engine import sign_pdf
 from signing.errors import SigningError
 from signing.runtime import close_context, open_context
@@ -21,7 +25,7 @@ from signing.verify import VerifyContext, restricted_session, verify_pdf
 from .auth import Principal, Role
 from .routes_sign import parse_options
 from .settings import Settings, SettingsError, load_settings
-from .wiring import init_development, wire
+from .wiring import database_url, init_development, seed_development, wire
 
 __all__ = ["main"]
 
@@ -96,8 +100,57 @@ async def _verify_file(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report["valid"] else 1
 
 
+async def _registry(settings: Settings):
+    url = database_url(settings)
+    if settings.database.upgrade_on_start:
+        await upgrade(url)
+    db = Database.open(url)
+    return db, AgencyRegistry(lambda: UnitOfWork(db))
+
+
+async def _dev_init_db(settings: Settings, tokens: dict) -> None:
+    db, registry = await _registry(settings)
+    try:
+        await seed_development(registry, settings, tokens, dt.datetime.now(dt.UTC))
+    finally:
+        await db.close()
+
+
+async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    now = dt.datetime.now(dt.UTC)
+    if args.command == "db":
+        await upgrade(database_url(settings))
+        print("database schema is up to date")
+        return 0
+    db, registry = await _registry(settings)
+    try:
+        if args.command == "agency":
+            agency = await registry.add_agency(
+                args.code, args.name, args.parent, actor="cli", now=now
+            )
+            print(json.dumps(agency, ensure_ascii=False))
+        elif args.action == "issue":
+            expires = now + dt.timedelta(days=args.expires_days) if args.expires_days else None
+            issued = await registry.issue_token(
+                Role(args.role), args.agency, args.label, actor="cli", now=now, expires_at=expires
+            )
+            print(json.dumps({"id": issued.info.id, "token": issued.token}))
+        else:
+            if not await registry.revoke_token(args.id, actor="cli", now=now):
+                print(f"docgate: no active token {args.id}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.id}")
+    except AgencyError as exc:
+        print(f"docgate: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await db.close()
+    return 0
+
+
 def _dev_init(settings: Settings) -> int:
     state = init_development(settings, dt.datetime.now(dt.UTC))
+    asyncio.run(_dev_init_db(settings, state.dev_tokens))
     print(
         json.dumps(
             {
@@ -134,6 +187,22 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")
     verify.add_argument("--english", action="store_true", help="summary in English")
     sub.add_parser("dev-init", help="create the development PKI, seals and tokens under var/")
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    agency = sub.add_parser("agency", help="the agency registry")
+    agency.add_argument("action", choices=["add"])
+    agency.add_argument("code")
+    agency.add_argument("name")
+    agency.add_argument("--parent")
+    token = sub.add_parser("token", help="bearer tokens (stored hashed)")
+    tsub = token.add_subparsers(dest="action", required=True)
+    issue = tsub.add_parser("issue", help="print a new token once")
+    issue.add_argument("--role", choices=[r.value for r in Role], required=True)
+    issue.add_argument("--agency")
+    issue.add_argument("--label", default="")
+    issue.add_argument("--expires-days", type=int, dest="expires_days")
+    revoke = tsub.add_parser("revoke")
+    revoke.add_argument("id")
     return parser
 
 
@@ -152,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_sign_file(settings, args))
         if args.command == "verify":
             return asyncio.run(_verify_file(settings, args))
+        if args.command in ("db", "agency", "token"):
+            return asyncio.run(_admin(settings, args))
         return _dev_init(settings)
     except SigningError as exc:
         print(f"docgate: {exc.code}: {exc.detail}", file=sys.stderr)

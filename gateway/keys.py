@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from exchange.agencies import AgencyRegistry
+from exchange.db import Database
 from exchange.records import IdempotencyConflict, RecordStore
 from signing.pool import SigningPool
 
+from .auth import Authenticator
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .settings import Settings
@@ -28,6 +31,9 @@ class AppState:
     metrics: Metrics
     limiter: RateLimiter
     trust_pem: bytes
+    db: Database
+    registry: AgencyRegistry
+    auth: Authenticator
     IdempotencyConflict: type[Exception] = IdempotencyConflict
     _locks: dict[tuple[str, str], list] = field(default_factory=dict)
 

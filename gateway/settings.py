@@ -24,6 +24,7 @@ __all__ = [
     "AGENCY_CODE",
     "AgencySettings",
     "AuthSettings",
+    "DatabaseSettings",
     "Mode",
     "Secret",
     "ServiceSettings",
@@ -122,8 +123,13 @@ class VerificationSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class DatabaseSettings:
+    url: Secret = Secret("")  # may carry a password; empty in development: var/docgate.db
+    upgrade_on_start: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class AuthSettings:
-    tokens_file: str = ""
     verify_requires_token: bool = False
     open_rate_per_s: float = 5.0
     open_burst: int = 30
@@ -148,6 +154,7 @@ class Settings:
     signing: SigningSettings = SigningSettings()
     trust: TrustSettings = TrustSettings()
     verification: VerificationSettings = VerificationSettings()
+    database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
     agencies: tuple[AgencySettings, ...] = ()
     development: DevelopmentSettings = DevelopmentSettings()
@@ -325,5 +332,5 @@ def _check(settings: Settings) -> None:
             raise SettingsError("production mode needs trust.roots (trust anchors)")
         if not settings.signing.tsa_url:
             raise SettingsError("production mode needs signing.tsa_url (an RFC 3161 service)")
-        if not settings.auth.tokens_file:
-            raise SettingsError("production mode needs auth.tokens_file")
+        if not settings.database.url:
+            raise SettingsError("production mode needs database.url (PostgreSQL)")

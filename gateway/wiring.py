@@ -10,6 +10,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from exchange.agencies import AgencyRegistry, new_token
+from exchange.db import sqlite_url
+from exchange.models import Role
 from signing.devpki import DevPki, ensure_dev_pki
 from signing.runtime import AgencySpec, SigningSpec, TrustSpec, TsaSpec, development_spec
 from signing.stamp import make_dev_seal
@@ -20,10 +23,9 @@ from signing.verify.policy import (
     development_verification_spec,
 )
 
-from .auth import Role, TokenStore, hash_token, new_token
 from .settings import Settings
 
-__all__ = ["Wiring", "init_development", "wire"]
+__all__ = ["Wiring", "database_url", "init_development", "seed_development", "wire"]
 
 log = logging.getLogger("docgate.wiring")
 
@@ -31,21 +33,24 @@ log = logging.getLogger("docgate.wiring")
 @dataclass(frozen=True)
 class Wiring:
     signing: SigningSpec
-    tokens: TokenStore
     trust_roots: tuple[Path, ...]
-    agencies: dict[str, str]  # code -> name
+    agencies: dict[str, str]  # code -> name (those with signing keys here)
+    database_url: str
+    dev_tokens: dict | None  # development: the plaintext tokens to seed (var/dev-tokens.json)
 
 
 @dataclass(frozen=True)
 class DevState:
     pki: DevPki
-    tokens_file: Path
     dev_tokens_file: Path
+    dev_tokens: dict
     seals: dict[str, Path]
 
 
 def init_development(settings: Settings, now: dt.datetime) -> DevState:
-    """Create (or reuse) the development PKI, seals and tokens under var/."""
+    """Create (or reuse) the development PKI, seals and tokens under var/. The tokens are
+    seeded into the database (hashed) by ``seed_development``; var/dev-tokens.json keeps
+    the plaintext for the developer."""
     var = settings.service.var_dir
     var.mkdir(parents=True, exist_ok=True)
     var.chmod(0o700)
@@ -60,34 +65,34 @@ def init_development(settings: Settings, now: dt.datetime) -> DevState:
             seal.write_bytes(make_dev_seal(agency.name))
         seals[agency.code] = seal
     dev_tokens = var / "dev-tokens.json"
-    tokens_file = var / "tokens.json"
-    if not dev_tokens.exists() or not tokens_file.exists():
+    if dev_tokens.exists():
+        plain = json.loads(dev_tokens.read_text())
+    else:
         plain = {
             "admin": new_token(),
             "auditor": new_token(),
             "agencies": {a.code: new_token() for a in agencies},
         }
-        rows = [
-            {"sha256": hash_token(plain["admin"]), "role": Role.ADMIN.value, "label": "dev-admin"},
-            {
-                "sha256": hash_token(plain["auditor"]),
-                "role": Role.AUDITOR.value,
-                "label": "dev-auditor",
-            },
-        ] + [
-            {
-                "sha256": hash_token(tok),
-                "role": Role.AGENCY.value,
-                "agency": code,
-                "label": f"dev-{code}",
-            }
-            for code, tok in plain["agencies"].items()
-        ]
-        TokenStore.write(tokens_file, rows)
         dev_tokens.write_text(json.dumps(plain, indent=2))
         dev_tokens.chmod(0o600)
         log.info("development tokens written to %s", dev_tokens)
-    return DevState(pki, tokens_file, dev_tokens, seals)
+    return DevState(pki, dev_tokens, plain, seals)
+
+
+async def seed_development(registry: AgencyRegistry, settings: Settings, tokens: dict, now) -> None:
+    """Put the demo agencies and the development tokens into the database (idempotent)."""
+    for agency in settings.development.agencies:
+        await registry.ensure_agency(agency.code, agency.name, now=now)
+    await registry.issue_token(
+        Role.ADMIN, None, "dev-admin", actor="seed", now=now, token=tokens["admin"]
+    )
+    await registry.issue_token(
+        Role.AUDITOR, None, "dev-auditor", actor="seed", now=now, token=tokens["auditor"]
+    )
+    for code, token in tokens.get("agencies", {}).items():
+        await registry.issue_token(
+            Role.AGENCY, code, f"dev-{code}", actor="seed", now=now, token=token
+        )
 
 
 def _development_spec(settings: Settings, dev: DevState) -> SigningSpec:
@@ -165,21 +170,26 @@ def _production_spec(settings: Settings) -> SigningSpec:
     )
 
 
+def database_url(settings: Settings) -> str:
+    if settings.database.url:
+        return settings.database.url.reveal()
+    return sqlite_url(str(settings.var_path("docgate.db").resolve()))
+
+
 def wire(settings: Settings, now: dt.datetime) -> Wiring:
+    dev_tokens = None
     if settings.development_mode:
         dev = init_development(settings, now)
         spec = _development_spec(settings, dev)
-        tokens_file = (
-            Path(settings.auth.tokens_file) if settings.auth.tokens_file else dev.tokens_file
-        )
         names = {a.code: a.name for a in settings.development.agencies}
+        dev_tokens = dev.dev_tokens
     else:
         spec = _production_spec(settings)
-        tokens_file = Path(settings.auth.tokens_file)
         names = {a.code: a.name for a in settings.agencies}
     return Wiring(
         signing=spec,
-        tokens=TokenStore.load(tokens_file),
         trust_roots=tuple(Path(p) for p in spec.verification.roots),
         agencies=names,
+        database_url=database_url(settings),
+        dev_tokens=dev_tokens,
     )
