@@ -169,64 +169,74 @@ class VerificationReport:
     # -- summaries -------------------------------------------------------------------
 
     def summary_en(self) -> str:
-        if not self.signatures:
-            return "The document carries no signature."
-        head = (
-            "The document is validly signed and was not changed after signing."
-            if self.valid
-            else "The document is NOT validly signed, or was changed after signing."
-        )
-        parts = [head]
-        for i, s in enumerate(self.signatures, 1):
-            who = _who(s)
-            when = _iso(s.timestamp_time or s.signing_time) or "unknown time"
-            verdict = {
-                Indication.TOTAL_PASSED: "valid",
-                Indication.INDETERMINATE: "cannot be confirmed",
-                Indication.TOTAL_FAILED: "invalid",
-            }[s.indication]
-            sub = f" ({s.subindication.value})" if s.subindication else ""
-            integrity = "intact" if s.intact else "NOT intact"
-            change = (
-                "no disallowed change after it"
-                if s.modifications_permitted
-                else f"changed after signing ({s.modifications.value})"
-            )
-            kind = "Document timestamp" if s.kind == "document_timestamp" else "Signature"
-            parts.append(f"{kind} {i} by {who} at {when}: {verdict}{sub}; {integrity}; {change}.")
-        parts.extend(self.messages)
-        return " ".join(parts)
+        return self._summary(_EN)
 
     def summary_vi(self) -> str:
+        return self._summary(_VI_TEXT)
+
+    def _summary(self, t: dict) -> str:
+        """Signer, time and integrity of each signature (Circular 15/2025), in ``t``'s
+        language."""
         if not self.signatures:
-            return "Tài liệu không có chữ ký số."
-        head = (
-            "Tài liệu có chữ ký số hợp lệ và không bị thay đổi sau khi ký."
-            if self.valid
-            else "Tài liệu KHÔNG có chữ ký số hợp lệ hoặc đã bị thay đổi sau khi ký."
-        )
-        parts = [head]
+            return t["none"]
+        parts = [t["valid"] if self.valid else t["not_valid"]]
         for i, s in enumerate(self.signatures, 1):
-            who = _who(s)
-            when = _iso(s.timestamp_time or s.signing_time) or "không rõ thời gian"
-            verdict = {
-                Indication.TOTAL_PASSED: "hợp lệ",
-                Indication.INDETERMINATE: "chưa xác định được",
-                Indication.TOTAL_FAILED: "không hợp lệ",
-            }[s.indication]
+            when = _iso(s.timestamp_time or s.signing_time) or t["unknown_time"]
             sub = f" ({s.subindication.value})" if s.subindication else ""
-            integrity = "toàn vẹn" if s.intact else "KHÔNG toàn vẹn"
             change = (
-                "không có thay đổi trái phép sau khi ký"
+                t["unchanged"]
                 if s.modifications_permitted
-                else f"đã bị thay đổi sau khi ký ({s.modifications.value})"
+                else t["changed"].format(s.modifications.value)
             )
-            kind = "Dấu thời gian tài liệu" if s.kind == "document_timestamp" else "Chữ ký"
             parts.append(
-                f"{kind} {i} của {who}, lúc {when}: {verdict}{sub}; {integrity}; {change}."
+                t["line"].format(
+                    kind=t["timestamp" if s.kind == "document_timestamp" else "signature"],
+                    n=i,
+                    who=_who(s),
+                    when=when,
+                    verdict=t[s.indication.value] + sub,
+                    integrity=t["intact" if s.intact else "not_intact"],
+                    change=change,
+                )
             )
-        parts.extend(_vi_message(m) for m in self.messages)
+        parts.extend(t["message"](m) for m in self.messages)
         return " ".join(parts)
+
+
+_EN = {
+    "none": "The document carries no signature.",
+    "valid": "The document is validly signed and was not changed after signing.",
+    "not_valid": "The document is NOT validly signed, or was changed after signing.",
+    "unknown_time": "unknown time",
+    "line": "{kind} {n} by {who} at {when}: {verdict}; {integrity}; {change}.",
+    "signature": "Signature",
+    "timestamp": "Document timestamp",
+    "TOTAL_PASSED": "valid",
+    "INDETERMINATE": "cannot be confirmed",
+    "TOTAL_FAILED": "invalid",
+    "intact": "intact",
+    "not_intact": "NOT intact",
+    "unchanged": "no disallowed change after it",
+    "changed": "changed after signing ({})",
+    "message": lambda m: m,
+}
+_VI_TEXT = {
+    "none": "Tài liệu không có chữ ký số.",
+    "valid": "Tài liệu có chữ ký số hợp lệ và không bị thay đổi sau khi ký.",
+    "not_valid": "Tài liệu KHÔNG có chữ ký số hợp lệ hoặc đã bị thay đổi sau khi ký.",
+    "unknown_time": "không rõ thời gian",
+    "line": "{kind} {n} của {who}, lúc {when}: {verdict}; {integrity}; {change}.",
+    "signature": "Chữ ký",
+    "timestamp": "Dấu thời gian tài liệu",
+    "TOTAL_PASSED": "hợp lệ",
+    "INDETERMINATE": "chưa xác định được",
+    "TOTAL_FAILED": "không hợp lệ",
+    "intact": "toàn vẹn",
+    "not_intact": "KHÔNG toàn vẹn",
+    "unchanged": "không có thay đổi trái phép sau khi ký",
+    "changed": "đã bị thay đổi sau khi ký ({})",
+    "message": lambda m: _vi_message(m),
+}
 
 
 def _who(s: SignatureReport) -> str:
