@@ -3,7 +3,9 @@ for it and what was produced.
 
 This is the file-backed first form of the archive (content-addressed blobs plus an
 append-only JSON-lines journal); the exchange issue moves the journal into the
-database behind the same interface. File I/O runs in a thread, never on the loop.
+database behind the same interface. The bytes live in a ``FileBlobStore`` under
+``root/blobs`` (``root/blobs/<sha[:2]>/<sha>``), written durably before the journal line
+that names them. File I/O runs in a thread, never on the loop.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import threading
 import uuid
 from pathlib import Path
 
+from .blobs import FileBlobStore
+
 __all__ = ["IdempotencyConflict", "RecordStore", "SigningRecord"]
+
+_log = logging.getLogger(__name__)
 
 
 class IdempotencyConflict(Exception):
@@ -45,6 +52,7 @@ class RecordStore:
     def __init__(self, root: Path) -> None:
         self._root = root
         self._blobs = root / "blobs"
+        self._blob_store = FileBlobStore(self._blobs)
         self._journal = root / "journal.jsonl"
         self._lock = threading.Lock()
         self._by_idempotency: dict[tuple[str, str], SigningRecord] = {}
@@ -64,21 +72,6 @@ class RecordStore:
                         self._by_idempotency[(record.requested_by, record.idempotency_key)] = record
         self._loaded = True
 
-    def _blob_path(self, sha256: str) -> Path:
-        return self._blobs / sha256[:2] / sha256
-
-    def _write_blob(self, sha256: str, data: bytes) -> None:
-        path = self._blob_path(sha256)
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp-{uuid.uuid4().hex}")
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-
     def _add(
         self,
         *,
@@ -93,9 +86,12 @@ class RecordStore:
         idempotency_key: str | None,
         request_fingerprint: str | None,
     ) -> SigningRecord:
+        ref = self._blob_store.put_sync(pdf)  # the blob first: a record never points nowhere
+        if ref.sha256 != output_sha256:
+            # The store's own hash names the bytes; the record keeps that name.
+            _log.warning("output_sha256 %s is not the hash of the bytes", output_sha256)
         with self._lock:
             self._load()
-            self._write_blob(output_sha256, pdf)  # the blob first: a record never points nowhere
             record = SigningRecord(
                 id=str(uuid.uuid4()),
                 agency=agency,
@@ -103,8 +99,8 @@ class RecordStore:
                 level=level,
                 appearance=appearance,
                 input_sha256=input_sha256,
-                output_sha256=output_sha256,
-                output_size=len(pdf),
+                output_sha256=ref.sha256,
+                output_size=ref.size,
                 created_at=now.isoformat(),
                 idempotency_key=idempotency_key,
                 request_fingerprint=request_fingerprint,
@@ -127,7 +123,7 @@ class RecordStore:
             return None
         if record.request_fingerprint != fingerprint:
             raise IdempotencyConflict(key)
-        return record, self._blob_path(record.output_sha256).read_bytes()
+        return record, self._blob_store.get_sync(record.output_sha256)  # hash-checked
 
     def check_writable(self) -> str:
         """'ok', or why records cannot be written (for readiness probes)."""

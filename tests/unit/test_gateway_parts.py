@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import datetime as dt
 
 import pytest
@@ -47,7 +48,7 @@ def test_record_store_keeps_bytes_and_replays(tmp_path):
             level="B-B",
             appearance="none",
             input_sha256="00",
-            output_sha256="ab" * 32,
+            output_sha256=hashlib.sha256(b"%PDF-signed").hexdigest(),
             pdf=b"%PDF-signed",
             now=now,
             idempotency_key="k1",
