@@ -1,3 +1,8 @@
+import pytest
+
+# a plain helper module (not a plugin): rewrite its asserts like the tests' own
+pytest.register_assert_rewrite("tests.fixtures.stamps")
+
 pytest_plugins = [
     "tests.fixtures.pki",
     "tests.fixtures.pkcs11",

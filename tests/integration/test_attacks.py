@@ -1,6 +1,6 @@
 """The verifier against the published attacks on PDF signatures (USF, ISA, SWA, shadow
 attacks, Evil Annotation, Sneaky Signature, tampered validation data), built from
-documents signed with the development PKI by tests/fixtures/attacks.py, and against
+documents signed with the development PKI by tests/fixtures/attacks/, and against
 the updates a signature permits (later signatures, document timestamps, validation
 data, form filling allowed by DocMDP), which must keep the document valid.
 
