@@ -129,6 +129,7 @@ class Exchange(Base):
     __table_args__ = (
         Index("ix_exchanges_sender_created", "sender_code", "created_at"),
         Index("ix_exchanges_exchanged_at", "exchanged_at"),
+        Index("ix_exchanges_sender_document", "sender_code", "document_sha256"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
@@ -205,6 +206,7 @@ class AuditCheckpoint(Base):
     """The chain head at ``seq``, timestamped by the TSA (RFC 3161 token, DER)."""
 
     __tablename__ = "audit_checkpoints"
+    __table_args__ = (UniqueConstraint("seq", name="uq_audit_checkpoints_seq"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     seq: Mapped[int] = mapped_column(Integer)
@@ -215,7 +217,10 @@ class AuditCheckpoint(Base):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state_next", "state", "next_attempt_at"),
+        Index("ix_outbox_exchange", "exchange_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     exchange_id: Mapped[str] = mapped_column(ForeignKey("exchanges.id"))
@@ -232,6 +237,7 @@ class OutboxMessage(Base):
 
 class DeliveryAttempt(Base):
     __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_outbox", "outbox_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"))

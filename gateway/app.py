@@ -8,24 +8,33 @@ import datetime as dt
 import logging
 import time
 
+import aiohttp
 from aiohttp import web
 
+from exchange import audit
 from exchange.agencies import AgencyRegistry
+from exchange.blobs import FileBlobStore
 from exchange.db import Database
+from exchange.delivery import WebhookDispatcher, enqueue
+from exchange.exchanges import ExchangeService
 from exchange.migrate import upgrade
 from exchange.records import RecordStore
 from exchange.uow import UnitOfWork
 from signing.errors import SigningError
 from signing.keys.certs import load_certificates, to_pem
+from signing.options import Level, SignOptions
 from signing.pool import SigningPool
 from signing.workers import WorkerLimits
 
 from .auth import Authenticator
+from .checkpoints import CheckpointJob, tsa_certificates
 from .keys import APP_STATE, PRINCIPAL, AppState
 from .metrics import Metrics
 from .problems import Problem, problem_middleware
 from .ratelimit import RateLimiter
 from .routes_agencies import routes as agency_routes
+from .routes_audit import routes as audit_routes
+from .routes_exchanges import routes as exchange_routes
 from .routes_service import routes as service_routes
 from .routes_sign import routes as sign_routes
 from .routes_verify import routes as verify_routes
@@ -68,6 +77,28 @@ async def metrics_middleware(request: web.Request, handler):
     return response
 
 
+def _exchange_service(settings: Settings, db: Database, pool: SigningPool) -> ExchangeService:
+    """The exchange service with signing and verification on the worker pool."""
+
+    async def sign(document: bytes, agency: str, level: str) -> tuple[bytes, str]:
+        options = SignOptions(agency=agency, level=Level(level))
+        result = await pool.sign(document, options, dt.datetime.now(dt.UTC).replace(microsecond=0))
+        return result.pdf, result.level.value
+
+    async def verify(document: bytes) -> dict:
+        return await pool.verify(document, dt.datetime.now(dt.UTC))
+
+    return ExchangeService(
+        db,
+        FileBlobStore(settings.var_path("archive", "blobs")),
+        sign=sign,
+        verify=verify,
+        audit_append=audit.append,
+        enqueue=enqueue,
+        clock=lambda: dt.datetime.now(dt.UTC),
+    )
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[metrics_middleware, problem_middleware, auth_middleware],
@@ -78,6 +109,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(sign_routes)
     app.add_routes(verify_routes)
     app.add_routes(agency_routes)
+    app.add_routes(audit_routes)
+    app.add_routes(exchange_routes)
 
     async def lifecycle(app: web.Application):
         now = dt.datetime.now(dt.UTC)
@@ -89,7 +122,7 @@ def create_app(settings: Settings) -> web.Application:
         db = Database.open(wiring.database_url)
         if settings.database.upgrade_on_start:
             await upgrade(wiring.database_url)
-        registry = AgencyRegistry(lambda: UnitOfWork(db))
+        registry = AgencyRegistry(lambda: UnitOfWork(db), audit.append)
         if wiring.dev_tokens is not None:
             await seed_development(registry, settings, wiring.dev_tokens, now)
         pool = SigningPool(
@@ -113,7 +146,17 @@ def create_app(settings: Settings) -> web.Application:
             db=db,
             registry=registry,
             auth=Authenticator(registry),
+            tsa_certificates=tsa_certificates(wiring.signing.tsa),
         )
+        http = aiohttp.ClientSession()
+        state = app[APP_STATE]
+        state.exchanges = _exchange_service(settings, db, pool)
+        dispatcher = WebhookDispatcher(db, http)
+        webhooks = asyncio.create_task(dispatcher.run_forever(settings.delivery.poll_seconds))
+        checkpoints = CheckpointJob(db, wiring.signing.tsa, http)
+        state.checkpoints = checkpoints
+        if settings.audit.checkpoint_minutes > 0:
+            checkpoints.start(settings.audit.checkpoint_minutes)
         try:
             statuses = await pool.start()
             log.info(
@@ -125,6 +168,10 @@ def create_app(settings: Settings) -> web.Application:
         except SigningError as exc:
             log.error("signing workers failed to start (%s); /readyz will say so", exc.detail)
         yield
+        checkpoints.stop()
+        dispatcher.stop()
+        await webhooks
+        await http.close()
         await pool.close()
         await db.close()
 

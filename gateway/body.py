@@ -60,7 +60,12 @@ def _json_object(raw: bytes, name: str) -> dict[str, Any]:
     return value
 
 
-async def read_upload(request: web.Request, limit: int) -> Upload:
+async def read_upload(
+    request: web.Request, limit: int, *, require_file: bool = True, with_query: bool = True
+) -> Upload:
+    """The PDF and its JSON options. ``require_file=False``: a multipart body may come
+    without a ``file`` part (paper registrations); ``with_query=False``: the options are
+    only the JSON part (the exchange envelope)."""
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise _too_large(limit)
     ctype = request.content_type
@@ -88,10 +93,14 @@ async def read_upload(request: web.Request, limit: int) -> Upload:
                     await part.release()
         except (ValueError, AssertionError, UnicodeDecodeError):
             raise Problem(400, "bad_request", "the multipart body is malformed") from None
-        if data is None:
+        if data is None and require_file:
             raise Problem(422, "invalid_options", "the multipart body has no 'file' part")
-        query = {k: v for k, v in request.query.items()}
-        return Upload(data, {**query, **options})
+        query = dict(request.query) if with_query else {}
+        return Upload(data or b"", {**query, **options})
+    if not with_query:
+        raise Problem(
+            415, "unsupported_media_type", "send multipart/form-data with an 'envelope' part"
+        )
     if ctype not in ("application/pdf", "application/octet-stream", ""):
         raise Problem(
             415,

@@ -13,7 +13,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from exchange import audit
 from exchange.agencies import AgencyError, AgencyRegistry
+from exchange.audit import render_verdict, verify_chain
 from exchange.db import Database
 from exchange.migrate import upgrade
 from exchange.uow import UnitOfWork
@@ -23,6 +25,7 @@ from signing.runtime import close_context, open_context
 from signing.verify import VerifyContext, restricted_session, verify_pdf
 
 from .auth import Principal, Role
+from .checkpoints import CheckpointJob, tsa_certificates
 from .routes_sign import parse_options
 from .settings import Settings, SettingsError, load_settings
 from .wiring import database_url, init_development, seed_development, wire
@@ -105,7 +108,7 @@ async def _registry(settings: Settings):
     if settings.database.upgrade_on_start:
         await upgrade(url)
     db = Database.open(url)
-    return db, AgencyRegistry(lambda: UnitOfWork(db))
+    return db, AgencyRegistry(lambda: UnitOfWork(db), audit.append)
 
 
 async def _dev_init_db(settings: Settings, tokens: dict) -> None:
@@ -116,8 +119,29 @@ async def _dev_init_db(settings: Settings, tokens: dict) -> None:
         await db.close()
 
 
+async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    wiring = await asyncio.to_thread(wire, settings, dt.datetime.now(dt.UTC))
+    db = Database.open(wiring.database_url)
+    try:
+        if args.action == "checkpoint":
+            async with aiohttp.ClientSession() as session:
+                seq = await CheckpointJob(db, wiring.signing.tsa, session).run()
+            print(f"checkpoint at entry {seq}" if seq else "nothing to checkpoint")
+            return 0
+        async with UnitOfWork(db) as uow:
+            verdict = await verify_chain(
+                uow.session, tsa_certificates=tsa_certificates(wiring.signing.tsa)
+            )
+        print(render_verdict(verdict))
+        return 0 if verdict.ok else 1
+    finally:
+        await db.close()
+
+
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.UTC)
+    if args.command == "audit":
+        return await _audit(settings, args)
     if args.command == "db":
         await upgrade(database_url(settings))
         print("database schema is up to date")
@@ -187,6 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")
     verify.add_argument("--english", action="store_true", help="summary in English")
     sub.add_parser("dev-init", help="create the development PKI, seals and tokens under var/")
+    audit_cmd = sub.add_parser("audit", help="the tamper-evident audit chain")
+    audit_cmd.add_argument("action", choices=["verify", "checkpoint"])
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     agency = sub.add_parser("agency", help="the agency registry")
@@ -221,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_sign_file(settings, args))
         if args.command == "verify":
             return asyncio.run(_verify_file(settings, args))
-        if args.command in ("db", "agency", "token"):
+        if args.command in ("db", "agency", "token", "audit"):
             return asyncio.run(_admin(settings, args))
         return _dev_init(settings)
     except SigningError as exc:

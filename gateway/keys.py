@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -34,6 +35,9 @@ class AppState:
     db: Database
     registry: AgencyRegistry
     auth: Authenticator
+    tsa_certificates: list | None = None
+    checkpoints: Any = None  # gateway.checkpoints.CheckpointJob, set once the app starts
+    exchanges: Any = None  # exchange.exchanges.ExchangeService, set once the app starts
     IdempotencyConflict: type[Exception] = IdempotencyConflict
     _locks: dict[tuple[str, str], list] = field(default_factory=dict)
 

@@ -13,6 +13,8 @@ import logging
 
 from aiohttp import web
 
+from exchange.agencies import AgencyError
+from exchange.exchanges import ExchangeError
 from signing.errors import SigningError
 
 __all__ = ["Problem", "problem_middleware", "problem_response"]
@@ -78,6 +80,11 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
         return await handler(request)
     except Problem as exc:
         return problem_response(exc.status, exc.code, exc.detail, **exc.extra)
+    except (ExchangeError, AgencyError) as exc:
+        extra = {"field": exc.field} if exc.field else {}
+        if exc.status >= 500:
+            log.error("archive error %s: %s", exc.code, exc.detail)
+        return problem_response(exc.status, exc.code, exc.detail, **extra)
     except SigningError as exc:
         if exc.status >= 500:
             log.warning("signing error %s: %s", exc.code, exc.detail)

@@ -23,6 +23,8 @@ from signing.options import Level
 __all__ = [
     "AGENCY_CODE",
     "AgencySettings",
+    "AuditSettings",
+    "DeliverySettings",
     "AuthSettings",
     "DatabaseSettings",
     "Mode",
@@ -129,6 +131,16 @@ class DatabaseSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class DeliverySettings:
+    poll_seconds: float = 2.0  # how often the webhook outbox is polled
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditSettings:
+    checkpoint_minutes: float = 60.0  # 0: only on demand (docgate audit checkpoint)
+
+
+@dataclasses.dataclass(frozen=True)
 class AuthSettings:
     verify_requires_token: bool = False
     open_rate_per_s: float = 5.0
@@ -155,6 +167,8 @@ class Settings:
     trust: TrustSettings = TrustSettings()
     verification: VerificationSettings = VerificationSettings()
     database: DatabaseSettings = DatabaseSettings()
+    audit: AuditSettings = AuditSettings()
+    delivery: DeliverySettings = DeliverySettings()
     auth: AuthSettings = AuthSettings()
     agencies: tuple[AgencySettings, ...] = ()
     development: DevelopmentSettings = DevelopmentSettings()

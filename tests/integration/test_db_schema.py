@@ -24,3 +24,15 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(db):
         mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
         fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar()
     assert (mode, fks) == ("wal", 1)
+
+
+def test_migrations_downgrade_and_upgrade_again(tmp_path):
+    from alembic import command
+
+    from exchange.db import sqlite_url
+    from exchange.migrate import alembic_config, upgrade_sync
+
+    url = sqlite_url(str(tmp_path / "roundtrip.db"))
+    upgrade_sync(url)
+    command.downgrade(alembic_config(url), "base")
+    upgrade_sync(url)
