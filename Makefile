@@ -30,6 +30,7 @@ test: $(VENV)/.test-deps
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/sign.py
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/exchange.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check gateway signing exchange tests bench

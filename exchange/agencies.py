@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -21,12 +22,15 @@ __all__ = [
     "AgencyRegistry",
     "IssuedToken",
     "TokenInfo",
+    "WEBHOOK_URL_MAX",
     "hash_token",
     "new_token",
+    "new_webhook_secret",
 ]
 
 AGENCY_CODE = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 AuditAppend = Callable[..., Awaitable[object]]
+WEBHOOK_URL_MAX = 2000  # agencies.webhook_url and outbox.url are String(2000)
 
 
 class AgencyError(Exception):
@@ -41,6 +45,36 @@ def hash_token(token: str) -> str:
 
 def new_token() -> str:
     return "dg_" + secrets.token_urlsafe(32)
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def _webhook_url(url: object) -> str:
+    def refuse(detail: str) -> AgencyError:
+        return AgencyError(422, "invalid_webhook", detail, "url")
+
+    if not isinstance(url, str) or not url:
+        raise refuse("the webhook URL is a non-empty string")
+    if len(url) > WEBHOOK_URL_MAX:
+        raise refuse(f"the webhook URL has at most {WEBHOOK_URL_MAX} characters")
+    if not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
+        raise refuse("the webhook URL is ASCII without spaces (punycode for IDN hosts)")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise refuse("the webhook URL is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise refuse("the webhook URL is http:// or https://")
+    if not parts.hostname:
+        raise refuse("the webhook URL names a host")
+    if parts.username is not None or parts.password is not None:
+        raise refuse("the webhook URL must not carry credentials (user:password@)")
+    if "#" in url:
+        raise refuse("the webhook URL has no #fragment")
+    return url
 
 
 @dataclass(frozen=True)
@@ -111,6 +145,39 @@ class AgencyRegistry:
                     now=now,
                 )
                 await uow.commit()
+
+    async def set_webhook(
+        self, code: str, url: str | None, *, actor: str, now: dt.datetime
+    ) -> str | None:
+        """Point the agency's notifications at ``url`` with a new random signing secret
+        (returned once; stored, since every delivery is signed with it), or remove the
+        webhook with ``url=None``. Setting a URL again rotates the secret. Messages
+        already queued keep the URL they were queued with but are signed with the
+        current secret. The audit entry records the host and a hash of the URL, never
+        the secret (nor the URL's path, which may hold a credential)."""
+        url = None if url is None else _webhook_url(url)
+        secret = None if url is None else new_webhook_secret()
+        async with self._uow() as uow:
+            agency = await uow.session.get(Agency, code) if isinstance(code, str) else None
+            if agency is None:
+                raise AgencyError(422, "unknown_agency", f"agency {code} is unknown", "code")
+            if url is None and agency.webhook_url is None and agency.webhook_secret is None:
+                return None  # nothing to remove
+            agency.webhook_url, agency.webhook_secret = url, secret
+            await self._audit(
+                uow.session,
+                event=AuditEvent.WEBHOOK_CHANGED,
+                actor=actor,
+                subject=code,
+                payload={
+                    "enabled": url is not None,
+                    "host": urlsplit(url).hostname if url else None,
+                    "url_sha256": hashlib.sha256(url.encode()).hexdigest() if url else None,
+                },
+                now=now,
+            )
+            await uow.commit()
+        return secret
 
     async def list_agencies(self) -> list[dict]:
         async with self._uow() as uow:

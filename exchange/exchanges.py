@@ -39,6 +39,7 @@ from .envelope import (
     UnknownAgencyError,
     parse_envelope,
 )
+from .evidence import EvidencePackage, export_evidence
 from .models import Agency, AuditEvent, Channel, Role
 from .reading import (
     Page,
@@ -250,6 +251,20 @@ class ExchangeService:
             )
             await uow.commit()
         return data
+
+    async def evidence(
+        self, exchange_id: str, principal_agency: str | None, role: Role
+    ) -> EvidencePackage:
+        """The offline-checkable evidence ZIP (see ``evidence``); the export is audited."""
+        return await export_evidence(
+            self._db,
+            self._blobs,
+            exchange_id,
+            principal_agency,
+            role,
+            audit=self._audit,
+            now=self._now(),
+        )
 
     # -- statuses -------------------------------------------------------------------
 

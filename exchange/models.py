@@ -86,6 +86,7 @@ class AuditEvent(enum.Enum):
     AGENCY_ADDED = "agency_added"
     TOKEN_ISSUED = "token_issued"
     TOKEN_REVOKED = "token_revoked"
+    WEBHOOK_CHANGED = "webhook_changed"  # an agency's webhook set, rotated or removed
     REPORT_RUN = "report_run"
     CHECKPOINT = "checkpoint"
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
 
+from .delivery import delivery_state
 from .envelope import ForbiddenError, InvalidQueryError, NotFoundError
 from .models import Direction, Exchange, Recipient, Role, StatusEvent
 from .statuses import StatusCode
@@ -110,7 +111,9 @@ async def load_exchange(s, exchange_id: object) -> tuple[Exchange, list[Recipien
 async def exchange_detail(
     s, exchange: Exchange, recipients: list[Recipient], agency: str | None, role: Role
 ) -> dict[str, Any]:
-    """Envelope, per-recipient status history and verification report."""
+    """Envelope, per-recipient status history, verification report and the webhook
+    notifications (``delivery``: each one's state, as ``delivery.delivery_state``; a
+    recipient agency sees those addressed to it, like its status history)."""
     events = (
         await s.execute(
             select(StatusEvent)
@@ -125,6 +128,11 @@ async def exchange_detail(
         )
     own_only = role is Role.AGENCY and agency != sender_party(exchange)
     report = exchange.verification_json
+    delivery = [
+        _delivery_view(d, agency if role is Role.AGENCY else None)
+        for d in await delivery_state(s, exchange.id)
+        if not own_only or d["agency"] == agency
+    ]
     return {
         **_item(exchange),
         "envelope": json.loads(exchange.envelope_json),
@@ -141,7 +149,16 @@ async def exchange_detail(
             for r in recipients
             if not own_only or r.agency_code == agency
         ],
+        "delivery": delivery,
     }
+
+
+def _delivery_view(state: dict[str, Any], agency: str | None) -> dict[str, Any]:
+    """An agency sees that a notification of another agency failed, not why: the error
+    text can name that agency's webhook endpoint."""
+    if agency is not None and state["agency"] != agency and state["last_error"]:
+        return state | {"last_error": "withheld"}
+    return state
 
 
 # -- listings --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The ``docgate`` command: ``serve``, ``sign``, ``dev-init``."""
+"""The ``docgate`` command: ``serve``, ``sign``, ``verify``, ``dev-init``, ``audit``, ``db``,
+``agency`` (``add``, ``webhook``) and ``token``."""
 
 from __future__ import annotations
 
@@ -148,7 +149,15 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     db, registry = await _registry(settings)
     try:
-        if args.command == "agency":
+        if args.command == "agency" and args.action == "webhook":
+            secret = await registry.set_webhook(
+                args.code, None if args.off else args.url, actor="cli", now=now
+            )
+            if secret is None:
+                print(f"webhook of {args.code} removed")
+            else:  # shown once: the receiver checks DocGate-Signature with it
+                print(json.dumps({"agency": args.code, "url": args.url, "secret": secret}))
+        elif args.command == "agency":
             agency = await registry.add_agency(
                 args.code, args.name, args.parent, actor="cli", now=now
             )
@@ -216,10 +225,17 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     agency = sub.add_parser("agency", help="the agency registry")
-    agency.add_argument("action", choices=["add"])
-    agency.add_argument("code")
-    agency.add_argument("name")
-    agency.add_argument("--parent")
+    asub = agency.add_subparsers(dest="action", required=True)
+    add = asub.add_parser("add", help="register an agency")
+    add.add_argument("code")
+    add.add_argument("name")
+    add.add_argument("--parent")
+    hook = asub.add_parser(
+        "webhook", help="set an agency's webhook URL (prints its new secret once) or --off"
+    )
+    hook.add_argument("code")
+    hook.add_argument("url", nargs="?")
+    hook.add_argument("--off", action="store_true", help="remove the webhook and its secret")
     token = sub.add_parser("token", help="bearer tokens (stored hashed)")
     tsub = token.add_subparsers(dest="action", required=True)
     issue = tsub.add_parser("issue", help="print a new token once")
@@ -233,7 +249,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "agency" and args.action == "webhook" and args.off == bool(args.url):
+        parser.error("agency webhook takes either a URL or --off")
     try:
         settings = load_settings()
     except SettingsError as exc:

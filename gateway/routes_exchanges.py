@@ -111,6 +111,33 @@ async def get_document(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/v1/exchanges/{id}/evidence")
+async def get_evidence(request: web.Request) -> web.StreamResponse:
+    """The evidence ZIP (exchange/evidence.py), streamed from its spooled file. Admin and
+    auditor only (the service answers 403 to agencies); the document only for an admin."""
+    principal: Principal = request[PRINCIPAL]
+    package = await request.app[APP_STATE].exchanges.evidence(
+        request.match_info["id"], principal.agency, principal.role
+    )
+    try:
+        digest = base64.b64encode(bytes.fromhex(package.sha256)).decode()
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/zip",
+                "Content-Disposition": f'attachment; filename="{package.filename}"',
+                "Repr-Digest": f"sha-256=:{digest}:",
+            }
+        )
+        response.content_length = package.size
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(package.file.read, 1 << 20):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        package.close()
+
+
 @routes.post("/v1/exchanges/{id}/status")
 async def post_status(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]

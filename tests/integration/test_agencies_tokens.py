@@ -1,16 +1,19 @@
 """The agency registry and bearer tokens on both databases: hashes only, expiry,
-revocation, code validation, and the HTTP authenticator on top."""
+revocation, code validation, the HTTP authenticator on top, and webhook settings."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import random
 
 import pytest
 from sqlalchemy import select
 
+from exchange import audit
 from exchange.agencies import AgencyError, AgencyRegistry, hash_token
-from exchange.models import Role, Token
+from exchange.models import Agency, AuditEntry, Role, Token
 from exchange.uow import UnitOfWork
 from gateway.auth import Authenticator
 from gateway.problems import Problem
@@ -74,3 +77,85 @@ async def test_token_roles_must_fit(registry):
         await registry.issue_token(Role.ADMIN, _code(), "x", actor="t", now=NOW)
     with pytest.raises(AgencyError):
         await registry.issue_token(Role.AGENCY, "999.99.99.Z98", "x", actor="t", now=NOW)
+
+
+# -- webhooks ------------------------------------------------------------------------------
+
+
+async def _webhook_audit(db, code: str) -> list[dict]:
+    async with UnitOfWork(db) as uow:
+        rows = await uow.session.execute(
+            select(AuditEntry.event, AuditEntry.actor, AuditEntry.payload_json)
+            .where(AuditEntry.subject == code, AuditEntry.event == "webhook_changed")
+            .order_by(AuditEntry.seq)
+        )
+        return [{"actor": actor, **json.loads(payload)} for _, actor, payload in rows]
+
+
+async def _stored_webhook(db, code: str) -> tuple[str | None, str | None]:
+    async with UnitOfWork(db) as uow:
+        agency = await uow.session.get(Agency, code)
+        return agency.webhook_url, agency.webhook_secret
+
+
+async def test_webhooks_are_set_rotated_and_removed(db):
+    registry = AgencyRegistry(lambda: UnitOfWork(db), audit.append)
+    code = _code()
+    await registry.add_agency(code, "Sở Tư pháp", None, actor="t", now=NOW)
+    assert await registry.set_webhook(code, None, actor="t", now=NOW) is None  # none yet
+    url = "https://dms.sotuphap.example/hooks/docgate?tenant=7"
+    first = await registry.set_webhook(code, url, actor="cli", now=NOW)
+    assert first.startswith("whsec_") and len(first) > 40
+    assert await _stored_webhook(db, code) == (url, first)
+    second = await registry.set_webhook(code, url, actor="cli", now=NOW)  # rotates
+    assert second != first and await _stored_webhook(db, code) == (url, second)
+    assert await registry.set_webhook(code, None, actor="cli", now=NOW) is None
+    assert await _stored_webhook(db, code) == (None, None)
+    assert await registry.set_webhook(code, None, actor="cli", now=NOW) is None
+
+    entries = await _webhook_audit(db, code)
+    host_and_hash = {
+        "host": "dms.sotuphap.example",
+        "url_sha256": hashlib.sha256(url.encode()).hexdigest(),
+    }
+    assert entries == [
+        {"actor": "cli", "enabled": True, **host_and_hash},
+        {"actor": "cli", "enabled": True, **host_and_hash},
+        {"actor": "cli", "enabled": False, "host": None, "url_sha256": None},
+    ]  # removing nothing is not recorded; the secrets and the URL's path never are
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "dms.example/hook",
+        "ftp://dms.example/hook",
+        "javascript:alert(1)",
+        "https://",
+        "https:///path",
+        "https://user:pw@dms.example/hook",
+        "https://dms.example/hook#part",
+        "https://dms.example/a hook",
+        "https://dms.example/\nhook",
+        "https://bộtưpháp.vn/hook",
+        "https://dms.example:99999/hook",
+        "https://dms.example/" + "x" * 2000,
+        42,
+    ],
+)
+async def test_webhook_urls_are_validated(registry, db, url):
+    code = _code()
+    await registry.add_agency(code, "Sở Nội vụ", None, actor="t", now=NOW)
+    with pytest.raises(AgencyError) as exc:
+        await registry.set_webhook(code, url, actor="t", now=NOW)
+    assert (exc.value.status, exc.value.code, exc.value.field) == (422, "invalid_webhook", "url")
+    assert await _stored_webhook(db, code) == (None, None)
+
+
+async def test_webhook_of_an_unknown_agency(registry):
+    with pytest.raises(AgencyError) as exc:
+        await registry.set_webhook("999.99.99.Z97", "https://x.example/", actor="t", now=NOW)
+    assert (exc.value.status, exc.value.code, exc.value.field) == (422, "unknown_agency", "code")
+    with pytest.raises(AgencyError):
+        await registry.set_webhook("999.99.99.Z97", None, actor="t", now=NOW)
