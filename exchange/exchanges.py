@@ -165,16 +165,21 @@ class ExchangeService:
             return replayed
 
     async def _prepare(self, envelope: Envelope, document: bytes | None) -> Prepared:
+        submitted = (
+            await asyncio.to_thread(lambda: hashlib.sha256(document).hexdigest())
+            if document
+            else None
+        )
         if envelope.channel is Channel.PAPER:
-            return Prepared(document)
+            return Prepared(document, submitted)
         assert document is not None
         if envelope.sign:
             signed, level = await self._sign(document, envelope.sender, envelope.level.value)
-            return Prepared(signed, level, None, True)
+            return Prepared(signed, submitted, level, None, True)
         report = await self._verify(document)
         if not isinstance(report, dict) or report.get("valid") is not True:
             raise SignatureInvalidError(report if isinstance(report, dict) else {})
-        return Prepared(document, weakest_level(report), report, True)
+        return Prepared(document, submitted, weakest_level(report), report, True)
 
     async def _stored_answer(self, principal: str, idempotency: tuple[str, str]):
         async with UnitOfWork(self._db) as uow:

@@ -131,6 +131,7 @@ class Exchange(Base):
         Index("ix_exchanges_sender_created", "sender_code", "created_at"),
         Index("ix_exchanges_exchanged_at", "exchanged_at"),
         Index("ix_exchanges_sender_document", "sender_code", "document_sha256"),
+        Index("ix_exchanges_sender_input", "sender_code", "input_sha256"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
@@ -145,6 +146,8 @@ class Exchange(Base):
     due_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
     secret: Mapped[bool] = mapped_column(Boolean, default=False)
     document_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), default=None)
+    # the document as submitted (before the gateway signed it): duplicates are found by it
+    input_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     signed_by_gateway: Mapped[bool] = mapped_column(Boolean, default=False)
     level: Mapped[str | None] = mapped_column(String(8), default=None)
     signature_valid: Mapped[bool | None] = mapped_column(Boolean, default=None)

@@ -89,6 +89,7 @@ class Prepared:
     """The bytes to archive and what is known of their signature."""
 
     data: bytes | None
+    input_sha256: str | None = None  # of the document as submitted
     level: str | None = None
     report: dict | None = None  # the verification report (sign: false)
     signature_valid: bool | None = None  # None: not checked (paper)
@@ -119,7 +120,7 @@ async def record_exchange(
     sha = blob[0] if blob is not None else None
     if blob is not None:
         await s.execute(_insert_blob(s, blob, now))
-    duplicate_of = await find_duplicate(s, envelope, sha)
+    duplicate_of = await find_duplicate(s, envelope, prepared.input_sha256)
     doc = envelope.document
     exchange = Exchange(
         id=str(uuid.uuid4()),
@@ -134,6 +135,7 @@ async def record_exchange(
         due_date=doc.due_date,
         secret=doc.secret,
         document_sha256=sha,
+        input_sha256=prepared.input_sha256,
         signed_by_gateway=envelope.sign,
         level=prepared.level,
         signature_valid=prepared.signature_valid,
@@ -172,14 +174,15 @@ async def record_exchange(
     return CreateResult(exchange.id, sha, tuple((c, None) for c in codes), now, duplicate_of)
 
 
-async def find_duplicate(s, envelope: Envelope, sha: str | None) -> str | None:
-    """The first exchange from the same sender with the same document bytes and the same
-    recipient set (the new one is still created, and points to it)."""
-    if sha is None:
+async def find_duplicate(s, envelope: Envelope, input_sha: str | None) -> str | None:
+    """The first exchange from the same sender with the same submitted document and the
+    same recipient set (the new one is still created, and points to it). Matching on the
+    submitted bytes finds resends that the gateway signed anew each time."""
+    if input_sha is None:
         return None
     rows = await s.execute(
         select(Exchange.id, Exchange.envelope_json)
-        .where(Exchange.sender_code == envelope.sender, Exchange.document_sha256 == sha)
+        .where(Exchange.sender_code == envelope.sender, Exchange.input_sha256 == input_sha)
         .order_by(Exchange.created_at, Exchange.id)
         .limit(200)
     )

@@ -209,3 +209,16 @@ def test_audit_chain_verifies_after_the_exchanges(service):
     assert verdict["ok"] is True and verdict["entries"] > 5
     denied = _get(service, service.token(A), "/v1/audit/verify")
     assert denied.status == 403
+
+
+def test_resending_the_same_document_is_reported_as_a_duplicate(service):
+    a = service.token(A)
+    pdf, envelope = simple_pdf(2), _envelope([B, C])
+    first = _post(service, a, envelope, pdf).json()
+    second = _post(service, a, envelope, pdf)
+    # allowed (201) but reported, although the gateway signed it anew (other bytes)
+    assert second.status == 201
+    assert second.json()["duplicate_of"] == first["id"]
+    assert second.json()["document_sha256"] != first["document_sha256"]
+    other = _post(service, a, _envelope([B]), pdf)  # another recipient set: not a duplicate
+    assert other.json()["duplicate_of"] is None
