@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import random
 import subprocess
 import sys
@@ -84,6 +83,12 @@ def _status(service, token, exchange_id, code):
     )
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def service(request):
+    """Every test here runs against the service on SQLite and on PostgreSQL."""
+    return request.getfixturevalue("service" if request.param == "sqlite" else "service_pg")
+
+
 @pytest.fixture(scope="module")
 def outsider(service):
     """Agency D with its own token (added through the API and the CLI, like an operator)."""
@@ -95,8 +100,7 @@ def outsider(service):
         {"Authorization": f"Bearer {service.token()}", "Content-Type": "application/json"},
     )
     assert added.status == 201, added.body
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGATE_")}
-    env["DOCGATE_SERVICE__VAR_DIR"] = str(service.var_dir)
+    env = service.cli_env()
     out = subprocess.run(
         [
             sys.executable,
