@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.poppler",
     "tests.fixtures.docs",
     "tests.fixtures.db",
+    "tests.fixtures.evidence",
 ]
