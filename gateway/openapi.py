@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from .openapi_exchanges import EXCHANGE_PATHS, EXCHANGE_SCHEMAS
+
 __all__ = ["openapi_document"]
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -126,6 +128,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "SignOptions": {"type": "object", "properties": _SIGN_OPTIONS},
                 "VerificationReport": _REPORT,
+                **EXCHANGE_SCHEMAS,
             },
         },
         "security": [{"bearer": []}],
@@ -196,6 +199,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **EXCHANGE_PATHS,
             "/v1/sign": {
                 "post": {
                     "summary": "Sign a PDF with PAdES (ETSI.CAdES.detached)",

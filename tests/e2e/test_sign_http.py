@@ -217,3 +217,31 @@ def test_default_appearance_is_the_agency_stamp(service):
     answer = service.sign(simple_pdf(), service.token(AGENCY), "level=B-B")
     assert answer.headers["docgate-appearance"] == "agency"
     assert b"/FontFile2" in answer.body  # the embedded stamp font
+
+
+def test_openapi_lists_every_route_the_service_answers(service):
+    doc = service.request("GET", "/openapi.json").json()
+    expected = {
+        "/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/trust/roots", "/v1/sign",
+        "/v1/verify", "/v1/exchanges", "/v1/inbox", "/v1/outbox", "/v1/exchanges/{id}",
+        "/v1/exchanges/{id}/document", "/v1/exchanges/{id}/status",
+        "/v1/exchanges/{id}/evidence", "/v1/agencies", "/v1/audit/verify",
+    }
+    assert expected <= set(doc["paths"])
+    for path in doc["paths"].values():
+        for operation in path.values():
+            for ref in _refs(operation):
+                name = ref.rsplit("/", 1)[-1]
+                assert name in doc["components"]["schemas"], ref
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
