@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
-import io
 import json
 import os
 import platform
@@ -33,93 +33,38 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
-from pyhanko.pdf_utils import generic  # noqa: E402
-from pyhanko.pdf_utils.content import RawContent, ResourceType  # noqa: E402
-from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter  # noqa: E402
 
-from tests.fixtures.service import RunningService, start_service, stop_service  # noqa: E402
+from tests.fixtures.db import pg_server_url, throwaway_pg_database  # noqa: E402
+from tests.fixtures.load import A, exchange_envelope, proc_stats  # noqa: E402
+from tests.fixtures.pdfs import UniquePdfs  # noqa: E402
+from tests.fixtures.service import (  # noqa: E402
+    RunningService,
+    exchange_multipart,
+    start_service,
+    stop_service,
+)
 
-A, B, C = "000.00.00.H41", "000.00.01.H41", "000.00.02.H41"
-PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 RESULTS = Path(__file__).resolve().parent / "results" / "exchange.json"
-_MARKER = b"X" * 32
 
 
 # -- documents --------------------------------------------------------------------------
 
 
-def _template() -> bytes:
-    """A one-page PDF (uncompressed content) whose text holds ``_MARKER`` once."""
-    w = PdfFileWriter()
-    font = w.add_object(
-        generic.DictionaryObject(
-            {
-                generic.pdf_name("/Type"): generic.pdf_name("/Font"),
-                generic.pdf_name("/Subtype"): generic.pdf_name("/Type1"),
-                generic.pdf_name("/BaseFont"): generic.pdf_name("/Helvetica"),
-            }
-        )
-    )
-    content = RawContent(b"BT /F1 12 Tf 72 770 Td (Bench " + _MARKER + b") Tj ET")
-    content.set_resource(category=ResourceType.FONT, name=generic.pdf_name("/F1"), value=font)
-    w.insert_page(
-        PageObject(
-            contents=w.add_object(generic.StreamObject(stream_data=content.render())),
-            media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))),
-            resources=content.resources.as_pdf_object(),
-        )
-    )
-    out = io.BytesIO()
-    w.write(out)
-    data = out.getvalue()
-    assert data.count(_MARKER) == 1
-    return data
-
-
-TEMPLATE = _template()
-
-
-def document() -> bytes:
-    """A distinct valid PDF: the marker becomes a fresh UUID (same length, offsets hold)."""
-    return TEMPLATE.replace(_MARKER, uuid.uuid4().hex.encode())
+# distinct valid PDFs: a one-page template whose marker becomes a fresh UUID each call
+document = UniquePdfs(b"Bench ")
 
 
 def exchange_body(level: str, n: int) -> tuple[bytes, str]:
-    envelope = {
-        "from": A,
-        "to": [B, C],
-        "channel": "electronic",
-        "direction": "outgoing",
-        "document": {
-            "number": str(n),
-            "notation": "UBND-VP",
-            "type": "CV",
-            "subject": "Về việc đo hiệu năng trao đổi văn bản",
-            "promulgated_at": "2026-11-02",
-            "secret": False,
-        },
-        "sign": True,
-        "level": level,
-    }
-    boundary = uuid.uuid4().hex
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="envelope"\r\n'
-        "Content-Type: application/json\r\n\r\n".encode()
-        + json.dumps(envelope, ensure_ascii=False).encode()
-        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-        'filename="d.pdf"\r\nContent-Type: application/pdf\r\n\r\n'.encode()
-        + document()
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
+    envelope = exchange_envelope(n, "Về việc đo hiệu năng trao đổi văn bản", level)
+    return exchange_multipart(envelope, document())
 
 
 # -- the service's processes ------------------------------------------------------------
@@ -137,15 +82,8 @@ def _status_kib(pid: int, key: str) -> int | None:
 
 def _descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
+    for child, fields in proc_stats():
+        children.setdefault(int(fields[1]), []).append(child)
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -272,16 +210,6 @@ async def run_load(
 # -- PostgreSQL -------------------------------------------------------------------------
 
 
-async def _pg_admin(base: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"), timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def _loopback(url: str) -> bool:
     return (urlsplit(url.replace("postgresql+asyncpg://", "postgresql://")).hostname or "") in (
         LOOPBACK
@@ -291,21 +219,28 @@ def _loopback(url: str) -> bool:
 # -- main -------------------------------------------------------------------------------
 
 
+class _Unreachable(Exception):
+    """PostgreSQL did not answer: reported, the run goes on."""
+
+
+def _unreachable(reason: str) -> NoReturn:
+    raise _Unreachable(reason)
+
+
 def bench_database(name: str, args, pg_base: str) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix=f"docgate-bench-{name}-"))
     env = {"DOCGATE_SERVICE__WORKERS": str(args.workers)}
-    pg_name = None
-    if name == "postgresql":
-        pg_name = f"docgate_bench_{uuid.uuid4().hex[:12]}"
-        try:
-            asyncio.run(_pg_admin(pg_base, f'CREATE DATABASE "{pg_name}"'))
-        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-            shutil.rmtree(tmp, ignore_errors=True)
-            return {"skipped": f"PostgreSQL at {pg_base} is not reachable: {exc}"}
-        env["DOCGATE_DATABASE__URL"] = pg_base.rsplit("/", 1)[0] + f"/{pg_name}"
-    svc = None
-    try:
+    with contextlib.ExitStack() as cleanup:  # in reverse: the service, the database, tmp
+        tmp = Path(tempfile.mkdtemp(prefix=f"docgate-bench-{name}-"))
+        cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+        if name == "postgresql":
+            try:
+                env["DOCGATE_DATABASE__URL"] = cleanup.enter_context(
+                    throwaway_pg_database("docgate_bench", pg_base, unreachable=_unreachable)
+                )
+            except _Unreachable as exc:
+                return {"skipped": str(exc)}
         svc = start_service(tmp / "var", env)
+        cleanup.callback(stop_service, svc)
         workers = [p for p in _descendants(svc.process.pid) if _name(p) == "worker"]
         print(f"[{name}] service up on 127.0.0.1:{svc.port}, {len(workers)} signing workers")
         for kind in ("sign", "exchange"):
@@ -324,12 +259,6 @@ def bench_database(name: str, args, pg_base: str) -> dict:
             figures["peak_rss"] = peaks(svc) | {"reset_before_phase": reset}
             out[kind] = figures
         return out
-    finally:
-        if svc is not None:
-            stop_service(svc)
-        if pg_name is not None:
-            asyncio.run(_pg_admin(pg_base, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def print_table(results: dict, args) -> None:
@@ -387,7 +316,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("DOCGATE_TEST_POSTGRES_URL", PG_DEFAULT),
+        default=pg_server_url(),
         help="server URL (a database on it is created and dropped); loopback only",
     )
     args = parser.parse_args()
@@ -418,7 +347,7 @@ def main() -> int:
                     "concurrency": args.concurrency,
                     "level": args.level,
                     "workers": args.workers,
-                    "document_bytes": len(TEMPLATE),
+                    "document_bytes": len(document.template),
                 },
                 "results": results,
             },

@@ -1,7 +1,7 @@
 import pytest
 
 # a plain helper module (not a plugin): rewrite its asserts like the tests' own
-pytest.register_assert_rewrite("tests.fixtures.stamps")
+pytest.register_assert_rewrite("tests.fixtures.stamps", "tests.fixtures.load")
 
 pytest_plugins = [
     "tests.fixtures.pki",
@@ -11,5 +11,6 @@ pytest_plugins = [
     "tests.fixtures.poppler",
     "tests.fixtures.docs",
     "tests.fixtures.db",
+    "tests.fixtures.exchange_world",
     "tests.fixtures.evidence",
 ]

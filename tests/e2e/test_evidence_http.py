@@ -16,7 +16,8 @@ import subprocess
 import sys
 import uuid
 
-from tests.fixtures.evidence import FORBIDDEN, raw_envelope, run_checker, unzip
+from tests.fixtures.evidence import FORBIDDEN, run_checker, unzip
+from tests.fixtures.exchange_world import raw_envelope
 from tests.fixtures.pdfs import simple_pdf
 
 # -- over HTTP ---------------------------------------------------------------------------
@@ -36,20 +37,6 @@ def _cli(service, *args: str) -> str:
     return done.stdout
 
 
-def _multipart(envelope: dict, document: bytes) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="envelope"\r\n'
-        "Content-Type: application/json\r\n\r\n".encode()
-        + json.dumps(envelope, ensure_ascii=False).encode()
-        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-        'filename="d.pdf"\r\nContent-Type: application/pdf\r\n\r\n'.encode()
-        + document
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 def test_evidence_over_http(service, tmp_path):
     a_code, b_code = "000.00.00.H41", "000.00.01.H41"
     a, b, c = (service.token(x) for x in (a_code, b_code, "000.00.02.H41"))
@@ -58,10 +45,7 @@ def test_evidence_over_http(service, tmp_path):
     try:
         envelope = raw_envelope(a_code, [b_code])
         envelope["document"]["number"] = str(random.randint(1, 999))
-        body, ctype = _multipart(envelope, simple_pdf())
-        sent = service.request(
-            "POST", "/v1/exchanges", body, {"Content-Type": ctype, "Authorization": f"Bearer {a}"}
-        )
+        sent = service.post_exchange(a, envelope, simple_pdf())
         assert sent.status == 201, sent.body
         xid = sent.json()["id"]
         detail = service.request(

@@ -20,25 +20,6 @@ from tests.fixtures.pdfs import simple_pdf
 A, B, C = "000.00.00.H41", "000.00.01.H41", "000.00.02.H41"
 
 
-def _multipart(envelope: dict, document: bytes | None) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="envelope"\r\n'
-        "Content-Type: application/json\r\n\r\n".encode()
-        + json.dumps(envelope, ensure_ascii=False).encode()
-        + b"\r\n"
-    ]
-    if document is not None:
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="d.pdf"\r\n'
-            "Content-Type: application/pdf\r\n\r\n".encode()
-            + document
-            + b"\r\n"
-        )
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
 def _envelope(to, **extra) -> dict:
     return {
         "from": A,
@@ -58,16 +39,6 @@ def _envelope(to, **extra) -> dict:
         "level": "B-LT",
         **extra,
     }
-
-
-def _post(service, token, envelope, document, headers=None):
-    body, ctype = _multipart(envelope, document)
-    return service.request(
-        "POST",
-        "/v1/exchanges",
-        body,
-        {"Content-Type": ctype, "Authorization": f"Bearer {token}", **(headers or {})},
-    )
 
 
 def _get(service, token, path):
@@ -125,7 +96,7 @@ def outsider(service):
 
 def test_send_receive_download_and_statuses(service, outsider):
     a, b, c = (service.token(x) for x in (A, B, C))
-    sent = _post(service, a, _envelope([B, C]), simple_pdf())
+    sent = service.post_exchange(a, _envelope([B, C]), simple_pdf())
     assert sent.status == 201, sent.body
     answer = sent.json()
     xid, sha = answer["id"], answer["document_sha256"]
@@ -166,12 +137,12 @@ def test_send_receive_download_and_statuses(service, outsider):
         assert denied.status == 403 and denied.json()["code"] == "forbidden", path
     assert _status(service, outsider, xid, "01").status == 403
     assert xid not in [i["id"] for i in _get(service, outsider, "/v1/inbox").json()["items"]]
-    assert _post(service, outsider, _envelope([B]), simple_pdf()).status == 403
+    assert service.post_exchange(outsider, _envelope([B]), simple_pdf()).status == 403
 
 
 def test_recall(service):
     a, c = service.token(A), service.token(C)
-    xid = _post(service, a, _envelope([C]), simple_pdf()).json()["id"]
+    xid = service.post_exchange(a, _envelope([C]), simple_pdf()).json()["id"]
     assert _status(service, c, xid, "01").status == 200
     assert _status(service, a, xid, "13").status == 200  # the sender asks to recall
     assert _status(service, c, xid, "15").status == 200  # the recipient agrees
@@ -187,12 +158,12 @@ def test_bad_envelopes_name_the_field(service):
         (_envelope([B], exchanged_at="2026-11-02T09:30:00+07:00"), "exchanged_at"),
     ]
     for envelope, field in cases:
-        answer = _post(service, a, envelope, simple_pdf())
+        answer = service.post_exchange(a, envelope, simple_pdf())
         assert answer.status == 422, answer.body
         assert field in (answer.json().get("field") or ""), answer.json()
-    unknown = _post(service, a, _envelope(["999.99.99.Z99"]), simple_pdf())
+    unknown = service.post_exchange(a, _envelope(["999.99.99.Z99"]), simple_pdf())
     assert unknown.status == 422 and unknown.json()["code"] == "unknown_agency"
-    unsigned = _post(service, a, _envelope([B], sign=False), simple_pdf())
+    unsigned = service.post_exchange(a, _envelope([B], sign=False), simple_pdf())
     assert unsigned.status == 422 and unsigned.json()["code"] == "signature_invalid"
 
 
@@ -200,8 +171,8 @@ def test_idempotent_retry_creates_nothing_new(service):
     a = service.token(A)
     key = uuid.uuid4().hex
     envelope, pdf = _envelope([B]), simple_pdf()
-    first = _post(service, a, envelope, pdf, {"Idempotency-Key": key})
-    again = _post(service, a, envelope, pdf, {"Idempotency-Key": key})
+    first = service.post_exchange(a, envelope, pdf, {"Idempotency-Key": key})
+    again = service.post_exchange(a, envelope, pdf, {"Idempotency-Key": key})
     assert first.status == 201 and again.status == 200
     assert first.json()["id"] == again.json()["id"]
 
@@ -218,11 +189,11 @@ def test_audit_chain_verifies_after_the_exchanges(service):
 def test_resending_the_same_document_is_reported_as_a_duplicate(service):
     a = service.token(A)
     pdf, envelope = simple_pdf(2), _envelope([B, C])
-    first = _post(service, a, envelope, pdf).json()
-    second = _post(service, a, envelope, pdf)
+    first = service.post_exchange(a, envelope, pdf).json()
+    second = service.post_exchange(a, envelope, pdf)
     # allowed (201) but reported, although the gateway signed it anew (other bytes)
     assert second.status == 201
     assert second.json()["duplicate_of"] == first["id"]
     assert second.json()["document_sha256"] != first["document_sha256"]
-    other = _post(service, a, _envelope([B]), pdf)  # another recipient set: not a duplicate
+    other = service.post_exchange(a, _envelope([B]), pdf)  # another recipient set: not a duplicate
     assert other.json()["duplicate_of"] is None

@@ -222,10 +222,22 @@ def test_default_appearance_is_the_agency_stamp(service):
 def test_openapi_lists_every_route_the_service_answers(service):
     doc = service.request("GET", "/openapi.json").json()
     expected = {
-        "/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/trust/roots", "/v1/sign",
-        "/v1/verify", "/v1/exchanges", "/v1/inbox", "/v1/outbox", "/v1/exchanges/{id}",
-        "/v1/exchanges/{id}/document", "/v1/exchanges/{id}/status",
-        "/v1/exchanges/{id}/evidence", "/v1/agencies", "/v1/audit/verify",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/v1/trust/roots",
+        "/v1/sign",
+        "/v1/verify",
+        "/v1/exchanges",
+        "/v1/inbox",
+        "/v1/outbox",
+        "/v1/exchanges/{id}",
+        "/v1/exchanges/{id}/document",
+        "/v1/exchanges/{id}/status",
+        "/v1/exchanges/{id}/evidence",
+        "/v1/agencies",
+        "/v1/audit/verify",
     }
     assert expected <= set(doc["paths"])
     for path in doc["paths"].values():

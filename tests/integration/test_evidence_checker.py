@@ -4,7 +4,7 @@ folder), on both databases: naming the problem once an entry, the document, the 
 a status or the checkpoint token is changed; a package no checkpoint covers; a range a
 later exchange extends; verified and paper registrations.
 
-The world and the helpers are in tests/fixtures/evidence.py.
+The world is in tests/fixtures/exchange_world.py, the helpers in tests/fixtures/evidence.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from sqlalchemy import select
 from exchange.models import AuditEntry, Role
 from exchange.uow import UnitOfWork
 from tests.fixtures.evidence import (
-    PDF,
     processed_exchange,
     read_entries,
     rehash,
@@ -26,6 +25,7 @@ from tests.fixtures.evidence import (
     unzip,
     write_entries,
 )
+from tests.fixtures.exchange_world import PDF
 
 # -- changes the checker names -----------------------------------------------------------
 

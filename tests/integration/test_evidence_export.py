@@ -4,9 +4,9 @@ audit range and its checkpoint); who may export (operators only; the document on
 admin); an archive that no longer matches gives no package; and the delivery state in
 ``ExchangeService.get``.
 
-The world and the helpers are in tests/fixtures/evidence.py; the checker's verdicts on
-changed packages are in test_evidence_checker.py, the whole path over HTTP in
-tests/e2e/test_evidence_http.py.
+The world is in tests/fixtures/exchange_world.py, the helpers in tests/fixtures/evidence.py;
+the checker's verdicts on changed packages are in test_evidence_checker.py, the whole path
+over HTTP in tests/e2e/test_evidence_http.py.
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ from tests.fixtures.evidence import (
     CHECKER_FILES,
     FORBIDDEN,
     LAYOUT,
-    PDF,
-    T0,
     processed_exchange,
     read_entries,
     run_checker,
     unzip,
 )
+from tests.fixtures.exchange_world import PDF, T0
 
 # -- the package -------------------------------------------------------------------------
 
