@@ -5,22 +5,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from .openapi_exchanges import EXCHANGE_PATHS, EXCHANGE_SCHEMAS
+from .openapi_exchanges import EXCHANGE_PATHS, EXCHANGE_SCHEMAS, problems
 
 __all__ = ["openapi_document"]
-
-_PROBLEM = {"$ref": "#/components/schemas/Problem"}
-
-
-def _problems(*statuses: int) -> dict[str, Any]:
-    return {
-        str(s): {
-            "description": "problem+json",
-            "content": {"application/problem+json": {"schema": _PROBLEM}},
-        }
-        for s in statuses
-    }
-
 
 _SIGN_OPTIONS = {
     "agency": {"type": "string", "pattern": r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"},
@@ -165,7 +152,7 @@ def openapi_document() -> dict[str, Any]:
                             "description": "PEM bundle of the trust anchors",
                             "content": {"application/x-pem-file": {}},
                         },
-                        **_problems(429),
+                        **problems(429),
                     },
                 }
             },
@@ -195,7 +182,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        **_problems(401, 413, 415, 422, 429, 503),
+                        **problems(401, 413, 415, 422, 429, 503),
                     },
                 }
             },
@@ -241,7 +228,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "content": pdf,
                         },
-                        **_problems(400, 401, 403, 404, 413, 415, 422, 503),
+                        **problems(400, 401, 403, 404, 413, 415, 422, 503),
                     },
                 }
             },

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EXCHANGE_PATHS", "EXCHANGE_SCHEMAS"]
+__all__ = ["EXCHANGE_PATHS", "EXCHANGE_SCHEMAS", "problems"]
 
 _CODE = {"type": "string", "pattern": r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"}
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
-def _problems(*statuses: int) -> dict[str, Any]:
+def problems(*statuses: int) -> dict[str, Any]:
+    """problem+json answers for these statuses (shared by every OpenAPI path)."""
     return {
         str(s): {
             "description": "problem+json",
@@ -126,20 +127,20 @@ EXCHANGE_PATHS: dict[str, Any] = {
                     "#/components/schemas/ExchangeCreated",
                     "the first answer to this Idempotency-Key",
                 ),
-                **_problems(401, 403, 413, 415, 422, 503),
+                **problems(401, 403, 413, 415, 422, 503),
             },
         }
     },
     "/v1/inbox": {
         "get": {
             "parameters": _PAGE_PARAMS,
-            "responses": {"200": _json("#/components/schemas/Page"), **_problems(401, 403, 422)},
+            "responses": {"200": _json("#/components/schemas/Page"), **problems(401, 403, 422)},
         }
     },
     "/v1/outbox": {
         "get": {
             "parameters": _PAGE_PARAMS,
-            "responses": {"200": _json("#/components/schemas/Page"), **_problems(401, 403, 422)},
+            "responses": {"200": _json("#/components/schemas/Page"), **problems(401, 403, 422)},
         }
     },
     "/v1/exchanges/{id}": {
@@ -147,7 +148,7 @@ EXCHANGE_PATHS: dict[str, Any] = {
             "parameters": _ID,
             "responses": {
                 "200": {"description": "envelope, statuses, verification, delivery"},
-                **_problems(401, 403, 404),
+                **problems(401, 403, 404),
             },
         }
     },
@@ -156,7 +157,7 @@ EXCHANGE_PATHS: dict[str, Any] = {
             "parameters": _ID,
             "responses": {
                 "200": {"description": "the archived PDF", "content": {"application/pdf": {}}},
-                **_problems(401, 403, 404),
+                **problems(401, 403, 404),
             },
         }
     },
@@ -183,7 +184,7 @@ EXCHANGE_PATHS: dict[str, Any] = {
             },
             "responses": {
                 "200": {"description": "the new statuses"},
-                **_problems(401, 403, 404, 409, 422),
+                **problems(401, 403, 404, 409, 422),
             },
         }
     },
@@ -193,12 +194,12 @@ EXCHANGE_PATHS: dict[str, Any] = {
             "parameters": _ID,
             "responses": {
                 "200": {"description": "ZIP", "content": {"application/zip": {}}},
-                **_problems(401, 403, 404),
+                **problems(401, 403, 404),
             },
         }
     },
     "/v1/agencies": {
-        "get": {"responses": {"200": {"description": '{"agencies": [...]}'}, **_problems(401)}},
+        "get": {"responses": {"200": {"description": '{"agencies": [...]}'}, **problems(401)}},
         "post": {
             "requestBody": {
                 "required": True,
@@ -208,14 +209,14 @@ EXCHANGE_PATHS: dict[str, Any] = {
             },
             "responses": {
                 "201": _json("#/components/schemas/Agency", "created"),
-                **_problems(401, 403, 409, 422),
+                **problems(401, 403, 409, 422),
             },
         },
     },
     "/v1/audit/verify": {
         "get": {
             "summary": "Re-compute the audit hash chain (admin, auditor)",
-            "responses": {"200": {"description": "the verdict"}, **_problems(401, 403)},
+            "responses": {"200": {"description": "the verdict"}, **problems(401, 403)},
         }
     },
 }

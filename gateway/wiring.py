@@ -95,25 +95,36 @@ async def seed_development(registry: AgencyRegistry, settings: Settings, tokens:
         )
 
 
+def _tsa_spec(settings: Settings) -> TsaSpec:
+    sig = settings.signing
+    return TsaSpec(
+        url=sig.tsa_url,
+        timeout=sig.tsa_timeout_s,
+        retries=sig.tsa_retries,
+        auth_header=sig.tsa_auth_header.reveal(),
+    )
+
+
+def _trust_spec(settings: Settings) -> TrustSpec:
+    trust = settings.trust
+    return TrustSpec(
+        roots=trust.roots,
+        intermediates=trust.intermediates,
+        crls=trust.crls,
+        ocsps=trust.ocsps,
+        allow_fetching=trust.allow_fetching,
+        fetch_timeout=settings.signing.revocation_fetch_timeout_s,
+    )
+
+
 def _development_spec(settings: Settings, dev: DevState) -> SigningSpec:
     sig = settings.signing
-    return development_spec(
+    return development_spec(  # its own CRLs/OCSP answers; fetching stays off
         dev.pki,
         settings.development.agencies,
         seals=dev.seals,
-        tsa=TsaSpec(
-            url=sig.tsa_url,
-            timeout=sig.tsa_timeout_s,
-            retries=sig.tsa_retries,
-            auth_header=sig.tsa_auth_header.reveal(),
-        ),
-        trust=TrustSpec(
-            roots=settings.trust.roots,
-            intermediates=settings.trust.intermediates,
-            crls=settings.trust.crls,
-            ocsps=settings.trust.ocsps,
-            fetch_timeout=sig.revocation_fetch_timeout_s,
-        ),
+        tsa=_tsa_spec(settings),
+        trust=_trust_spec(settings),
         tsa_failure=sig.tsa_failure,
         font_path=sig.stamp_font,
         verification=_verification_spec(settings, development_verification_spec(dev.pki)),
@@ -149,20 +160,8 @@ def _production_spec(settings: Settings) -> SigningSpec:
             AgencySpec(code=a.code, name=a.name, key=a.key, seal_path=a.seal)
             for a in settings.agencies
         ),
-        tsa=TsaSpec(
-            url=sig.tsa_url,
-            timeout=sig.tsa_timeout_s,
-            retries=sig.tsa_retries,
-            auth_header=sig.tsa_auth_header.reveal(),
-        ),
-        trust=TrustSpec(
-            roots=settings.trust.roots,
-            intermediates=settings.trust.intermediates,
-            crls=settings.trust.crls,
-            ocsps=settings.trust.ocsps,
-            allow_fetching=settings.trust.allow_fetching,
-            fetch_timeout=sig.revocation_fetch_timeout_s,
-        ),
+        tsa=_tsa_spec(settings),
+        trust=_trust_spec(settings),
         tsa_failure=sig.tsa_failure,
         font_path=sig.stamp_font,
         refuse_development_keys=True,
