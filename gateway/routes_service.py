@@ -8,6 +8,8 @@ import logging
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from signing.errors import SigningError
 
@@ -40,6 +42,16 @@ async def _tsa_reachable(url: str, timeout: float) -> str | None:
     return None
 
 
+async def _database_ok(db) -> str:
+    try:
+        async with asyncio.timeout(3):
+            async with db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        return f"database is not reachable ({type(exc).__name__})"
+    return "ok"
+
+
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     state = request.app[APP_STATE]
@@ -62,6 +74,7 @@ async def readyz(request: web.Request) -> web.Response:
             "ok" if state.wiring.signing.tsa.dev_cert else "not configured"
         )
     checks["archive"] = await asyncio.to_thread(state.records.check_writable)
+    checks["database"] = await _database_ok(state.db)
     for name, value in checks.items():
         if value != "ok" and value != "not configured":
             failing.append(name)

@@ -31,6 +31,7 @@ def test_health_ready_metrics_openapi(service):
     assert service.request("GET", "/healthz").json() == {"status": "ok"}
     ready = service.request("GET", "/readyz")
     assert ready.status == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["checks"]["database"] == "ok"
     doc = service.request("GET", "/openapi.json").json()
     assert doc["openapi"].startswith("3.1")
     assert "/v1/sign" in doc["paths"]
