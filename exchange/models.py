@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -37,6 +38,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxState",
     "Recipient",
+    "ReportRevision",
     "Role",
     "StatusEvent",
     "Token",
@@ -132,6 +134,7 @@ class Exchange(Base):
         Index("ix_exchanges_exchanged_at", "exchanged_at"),
         Index("ix_exchanges_sender_document", "sender_code", "document_sha256"),
         Index("ix_exchanges_sender_input", "sender_code", "input_sha256"),
+        Index("ix_exchanges_due_date", "due_date"),  # the monthly report's on-time rate
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
@@ -259,3 +262,17 @@ class IdempotencyRecord(Base):
     status: Mapped[int] = mapped_column(Integer)
     response_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTC_DATETIME)
+
+
+class ReportRevision(Base):
+    """One computed revision of a month's electronic-exchange report (exchange/reports.py):
+    revisions are only added, so what was published stays readable."""
+
+    __tablename__ = "report_revisions"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generated_at: Mapped[dt.datetime] = mapped_column(UTC_DATETIME)
+    target: Mapped[float] = mapped_column(Float)
+    provisional: Mapped[bool] = mapped_column(Boolean)
+    data_json: Mapped[str] = mapped_column(Text)

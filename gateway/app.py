@@ -35,6 +35,8 @@ from .ratelimit import RateLimiter
 from .routes_agencies import routes as agency_routes
 from .routes_audit import routes as audit_routes
 from .routes_exchanges import routes as exchange_routes
+from .routes_report_pdf import routes as report_pdf_routes
+from .routes_reports import routes as report_routes
 from .routes_service import routes as service_routes
 from .routes_sign import routes as sign_routes
 from .routes_verify import routes as verify_routes
@@ -111,6 +113,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(agency_routes)
     app.add_routes(audit_routes)
     app.add_routes(exchange_routes)
+    app.add_routes(report_routes)
+    app.add_routes(report_pdf_routes)
 
     async def lifecycle(app: web.Application):
         now = dt.datetime.now(dt.UTC)

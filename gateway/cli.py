@@ -1,5 +1,5 @@
 """The ``docgate`` command: ``serve``, ``sign``, ``verify``, ``dev-init``, ``audit``, ``db``,
-``agency`` (``add``, ``webhook``) and ``token``."""
+``agency`` (``add``, ``webhook``), ``token`` and ``report`` (``run``, ``show``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from exchange.agencies import AgencyError, AgencyRegistry
 from exchange.audit import render_verdict, verify_chain
 from exchange.db import Database
 from exchange.migrate import upgrade
+from exchange.reports import ReportError, get_report, run_month, to_csv
 from exchange.uow import UnitOfWork
 from signing.engine import sign_pdf
 from signing.errors import SigningError
@@ -139,10 +140,42 @@ async def _audit(settings: Settings, args: argparse.Namespace) -> int:
         await db.close()
 
 
+async def _report(settings: Settings, args: argparse.Namespace) -> int:
+    url = database_url(settings)
+    if settings.database.upgrade_on_start:
+        await upgrade(url)
+    db = Database.open(url)
+    try:
+        if args.action == "run":
+            report = await run_month(
+                lambda: UnitOfWork(db),
+                args.month,
+                now=dt.datetime.now(dt.UTC),
+                actor="cli",
+                target=settings.reports.target,
+            )
+        else:
+            async with UnitOfWork(db) as uow:
+                report = await get_report(uow.session, args.month, args.revision)
+    except ReportError as exc:
+        print(f"docgate: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await db.close()
+    if args.action == "show" and args.format == "csv":
+        sys.stdout.buffer.write(to_csv(report))
+        sys.stdout.flush()
+    else:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.UTC)
     if args.command == "audit":
         return await _audit(settings, args)
+    if args.command == "report":
+        return await _report(settings, args)
     if args.command == "db":
         await upgrade(database_url(settings))
         print("database schema is up to date")
@@ -245,6 +278,14 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--expires-days", type=int, dest="expires_days")
     revoke = tsub.add_parser("revoke")
     revoke.add_argument("id")
+    report = sub.add_parser("report", help="the monthly electronic-exchange report")
+    rsub = report.add_subparsers(dest="action", required=True)
+    run = rsub.add_parser("run", help="compute a month now and store it as its next revision")
+    run.add_argument("--month", required=True, help="YYYY-MM (Asia/Ho_Chi_Minh)")
+    show = rsub.add_parser("show", help="print a stored revision (the latest by default)")
+    show.add_argument("--month", required=True, help="YYYY-MM (Asia/Ho_Chi_Minh)")
+    show.add_argument("--format", choices=["json", "csv"], default="json")
+    show.add_argument("--revision", type=int)
     return parser
 
 
@@ -266,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_sign_file(settings, args))
         if args.command == "verify":
             return asyncio.run(_verify_file(settings, args))
-        if args.command in ("db", "agency", "token", "audit"):
+        if args.command in ("db", "agency", "token", "audit", "report"):
             return asyncio.run(_admin(settings, args))
         return _dev_init(settings)
     except SigningError as exc:

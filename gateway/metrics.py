@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -38,6 +38,20 @@ class Metrics:
             ["verdict"],
             registry=self.registry,
         )
+
+        self.e_rate = Gauge(
+            "docgate_e_rate",
+            "Electronic-exchange rate per agency, from the latest report revision run",
+            ["agency"],
+            registry=self.registry,
+        )
+
+    def set_e_rates(self, report: dict) -> None:
+        """Show the agencies' ``e_rate`` of a report just run (none where it is null)."""
+        self.e_rate.clear()
+        for row in report["agencies"]:
+            if row["e_rate"] is not None:
+                self.e_rate.labels(row["agency"]).set(row["e_rate"])
 
     def observe_signature(self, level: str, seconds: float) -> None:
         self.signatures.labels(level).observe(seconds)

@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from .openapi_exchanges import EXCHANGE_PATHS, EXCHANGE_SCHEMAS, problems
+from .openapi_reports import REPORT_PATHS, REPORT_SCHEMAS
 
 __all__ = ["openapi_document"]
 
@@ -116,6 +117,7 @@ def openapi_document() -> dict[str, Any]:
                 "SignOptions": {"type": "object", "properties": _SIGN_OPTIONS},
                 "VerificationReport": _REPORT,
                 **EXCHANGE_SCHEMAS,
+                **REPORT_SCHEMAS,
             },
         },
         "security": [{"bearer": []}],
@@ -187,6 +189,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **EXCHANGE_PATHS,
+            **REPORT_PATHS,
             "/v1/sign": {
                 "post": {
                     "summary": "Sign a PDF with PAdES (ETSI.CAdES.detached)",

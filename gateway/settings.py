@@ -28,6 +28,7 @@ __all__ = [
     "AuthSettings",
     "DatabaseSettings",
     "Mode",
+    "ReportSettings",
     "Secret",
     "ServiceSettings",
     "Settings",
@@ -141,6 +142,12 @@ class AuditSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReportSettings:
+    target: float = 0.95  # agencies whose e_rate is below it are flagged (below_target)
+    signing_agency: str = ""  # whose key signs the PDF report; empty: the first configured
+
+
+@dataclasses.dataclass(frozen=True)
 class AuthSettings:
     verify_requires_token: bool = False
     open_rate_per_s: float = 5.0
@@ -170,6 +177,7 @@ class Settings:
     audit: AuditSettings = AuditSettings()
     delivery: DeliverySettings = DeliverySettings()
     auth: AuthSettings = AuthSettings()
+    reports: ReportSettings = ReportSettings()
     agencies: tuple[AgencySettings, ...] = ()
     development: DevelopmentSettings = DevelopmentSettings()
 
@@ -335,6 +343,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError("service.max_upload_mib: must be at least 1")
     if svc.workers < 0:
         raise SettingsError("service.workers: must be 0 (one per core) or more")
+    if not 0 < settings.reports.target <= 1:
+        raise SettingsError("reports.target: must be in (0, 1], e.g. 0.95")
     codes = [a.code for a in settings.agencies] + [a.code for a in settings.development.agencies]
     for code in codes:
         if not AGENCY_CODE.match(code):

@@ -106,3 +106,11 @@ def test_agency_codes_are_validated(tmp_path: Path):
     )
     with pytest.raises(SettingsError, match="provider"):
         load_settings({}, files=[DEFAULT_FILE, worse])
+
+
+def test_report_target_default_override_and_range():
+    assert load_settings({}).reports.target == 0.95
+    assert load_settings({"DOCGATE_REPORTS__TARGET": "0.9"}).reports.target == 0.9
+    for bad in ("0", "1.5", "x"):
+        with pytest.raises(SettingsError):
+            load_settings({"DOCGATE_REPORTS__TARGET": bad})
