@@ -31,6 +31,7 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python bench/sign.py
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/exchange.py
+	$(BIN)/python bench/report.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check gateway signing exchange tests bench
