@@ -19,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -40,6 +41,8 @@ __all__ = [
     "Recipient",
     "ReportRevision",
     "Role",
+    "ScheduledRun",
+    "SchedulerJob",
     "StatusEvent",
     "Token",
 ]
@@ -276,3 +279,26 @@ class ReportRevision(Base):
     target: Mapped[float] = mapped_column(Float)
     provisional: Mapped[bool] = mapped_column(Boolean)
     data_json: Mapped[str] = mapped_column(Text)
+
+
+class ScheduledRun(Base):
+    """The scheduled run of a closed month's report (exchange/schedule.py): inserted
+    before the run, so its primary key lets one gateway process, once, run the month."""
+
+    __tablename__ = "scheduled_runs"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    started_at: Mapped[dt.datetime] = mapped_column(UTC_DATETIME)
+    instance: Mapped[str] = mapped_column(String(200))  # host:pid of the process that ran it
+    revision: Mapped[int | None] = mapped_column(Integer)  # set when the run finished
+
+
+class SchedulerJob(Base):
+    """APScheduler's SQLAlchemy job store (exchange/schedule.py), declared here so the
+    migrations create it; the columns are the ones APScheduler 3 defines."""
+
+    __tablename__ = "scheduler_jobs"
+
+    id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)

@@ -19,6 +19,7 @@ from exchange.delivery import WebhookDispatcher, enqueue
 from exchange.exchanges import ExchangeService
 from exchange.migrate import upgrade
 from exchange.records import RecordStore
+from exchange.schedule import ReportScheduler
 from exchange.uow import UnitOfWork
 from signing.errors import SigningError
 from signing.keys.certs import load_certificates, to_pem
@@ -161,6 +162,9 @@ def create_app(settings: Settings) -> web.Application:
         state.checkpoints = checkpoints
         if settings.audit.checkpoint_minutes > 0:
             checkpoints.start(settings.audit.checkpoint_minutes)
+        # the month just closed, on the 1st at 00:30 local; once across processes and restarts
+        reports = ReportScheduler(db, wiring.database_url, target=settings.reports.target)
+        reports.start()
         try:
             statuses = await pool.start()
             log.info(
@@ -173,6 +177,7 @@ def create_app(settings: Settings) -> web.Application:
             log.error("signing workers failed to start (%s); /readyz will say so", exc.detail)
         yield
         checkpoints.stop()
+        await reports.stop()
         dispatcher.stop()
         await webhooks
         await http.close()
