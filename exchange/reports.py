@@ -59,6 +59,7 @@ from .statuses import StatusCode
 from .uow import UnitOfWork
 
 __all__ = [
+    "latest_report",
     "COLUMNS",
     "LOCAL_TZ",
     "MonthBounds",
@@ -334,6 +335,16 @@ async def get_report(session, month: str, revision: int | None = None) -> dict[s
             f"(POST /v1/reports/e-exchange/{month}/run or docgate report run --month {month})"
         )
     return _published(row)
+
+
+async def latest_report(session) -> dict[str, Any] | None:
+    """The latest revision of the latest month run (for the e_rate gauge), or None."""
+    row = await session.scalar(
+        select(ReportRevision)
+        .order_by(ReportRevision.month.desc(), ReportRevision.revision.desc())
+        .limit(1)
+    )
+    return _published(row) if row is not None else None
 
 
 def _cell(value: Any) -> str:

@@ -11,6 +11,8 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from exchange.reports import latest_report
+from exchange.uow import UnitOfWork
 from signing.errors import SigningError
 
 from .keys import APP_STATE
@@ -88,7 +90,16 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[APP_STATE].metrics.render()
+    state = request.app[APP_STATE]
+    # the e_rate gauge follows the latest report, whoever ran it (scheduler, CLI, API)
+    try:
+        async with UnitOfWork(state.db) as uow:
+            report = await latest_report(uow.session)
+        if report is not None:
+            state.metrics.set_e_rates(report)
+    except SQLAlchemyError:
+        log.warning("e_rate gauge not refreshed: the database did not answer")
+    body = state.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
