@@ -42,10 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp  # noqa: E402
 
 from tests.fixtures.db import pg_server_url, throwaway_pg_database  # noqa: E402
-from tests.fixtures.load import A, exchange_envelope, proc_stats  # noqa: E402
+from tests.fixtures.load import A, B, C, proc_stats  # noqa: E402
 from tests.fixtures.pdfs import UniquePdfs  # noqa: E402
 from tests.fixtures.service import (  # noqa: E402
     RunningService,
+    exchange_envelope,
     exchange_multipart,
     start_service,
     stop_service,
@@ -63,7 +64,9 @@ document = UniquePdfs(b"Bench ")
 
 
 def exchange_body(level: str, n: int) -> tuple[bytes, str]:
-    envelope = exchange_envelope(n, "Về việc đo hiệu năng trao đổi văn bản", level)
+    envelope = exchange_envelope(
+        [B, C], subject="Về việc đo hiệu năng trao đổi văn bản", number=n, level=level
+    )
     return exchange_multipart(envelope, document())
 
 

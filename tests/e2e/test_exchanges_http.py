@@ -16,33 +16,23 @@ import uuid
 import pytest
 
 from tests.fixtures.pdfs import simple_pdf
+from tests.fixtures.service import exchange_envelope
 
 A, B, C = "000.00.00.H41", "000.00.01.H41", "000.00.02.H41"
 
 
 def _envelope(to, **extra) -> dict:
-    return {
-        "from": A,
-        "to": to,
-        "channel": "electronic",
-        "direction": "outgoing",
-        "document": {
-            "number": str(random.randint(1, 999)),
-            "notation": "UBND-VP",
-            "type": "CV",
-            "subject": "Về việc triển khai văn bản điện tử",
-            "promulgated_at": "2026-11-02",
-            "due_date": "2026-12-20",
-            "secret": False,
-        },
-        "sign": True,
-        "level": "B-LT",
+    return exchange_envelope(
+        to,
+        subject="Về việc triển khai văn bản điện tử",
+        level="B-LT",
+        due_date="2026-12-20",
         **extra,
-    }
+    )
 
 
 def _get(service, token, path):
-    return service.request("GET", path, None, {"Authorization": f"Bearer {token}"})
+    return service.get_as(token, path)
 
 
 def _status(service, token, exchange_id, code):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import subprocess
 import sys
 from zoneinfo import ZoneInfo
@@ -15,33 +14,20 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.fixtures.pdfs import simple_pdf
+from tests.fixtures.service import exchange_envelope
 
 A, B, C = "000.00.00.H41", "000.00.01.H41", "000.00.02.H41"
 PATH = "/v1/reports/e-exchange"
 
 
 def _envelope(to, **extra) -> dict:
-    return {
-        "from": A,
-        "to": to,
-        "channel": "electronic",
-        "direction": "outgoing",
-        "document": {
-            "number": str(random.randint(1, 999)),
-            "notation": "UBND-VP",
-            "type": "CV",
-            "subject": "Về việc báo cáo tỷ lệ văn bản điện tử",
-            "promulgated_at": "2026-11-02",
-            "secret": False,
-        },
-        "sign": True,
-        "level": "B-B",
-        **extra,
-    }
+    return exchange_envelope(
+        to, subject="Về việc báo cáo tỷ lệ văn bản điện tử", level="B-B", **extra
+    )
 
 
 def _get(service, token, query):
-    return service.request("GET", f"{PATH}?{query}", None, {"Authorization": f"Bearer {token}"})
+    return service.get_as(token, f"{PATH}?{query}")
 
 
 def _run(service, token, month):
