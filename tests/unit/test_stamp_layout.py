@@ -201,15 +201,21 @@ def test_unreadable_seal_is_rejected_before_signing() -> None:
         build_stamp_style(bad)
 
 
-def test_rendering_is_cheap_after_first_call() -> None:
-    import time
+def test_rendering_reuses_the_parsed_font_and_decoded_seal() -> None:
+    """The costly steps (font parsing and subsetting tables, seal decoding) run once per
+    process; every later stamp reuses them. Speed itself is measured in bench/, not here."""
+    from signing.stamp import font, pdfobjects
 
     content = agency_content()
     build_stamp_style(content)  # warm caches (font, seal)
+    fonts_before = font._load_font_cached.cache_info()
+    seals_before = pdfobjects.prepare_image.cache_info()
     pdf = blank_pdf()
-    writers = [IncrementalPdfFileWriter(io.BytesIO(pdf)) for _ in range(20)]
-    start = time.perf_counter()
-    for writer in writers:
+    for _ in range(5):
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
         build_stamp_style(content).create_stamp(writer, BoxConstraints(260, 100), {}).register()
-    per_call = (time.perf_counter() - start) / len(writers)
-    assert per_call < 0.025, f"{per_call * 1000:.1f} ms per stamp"
+    fonts_after = font._load_font_cached.cache_info()
+    seals_after = pdfobjects.prepare_image.cache_info()
+    assert fonts_after.misses == fonts_before.misses
+    assert seals_after.misses == seals_before.misses
+    assert seals_after.hits > seals_before.hits
