@@ -158,6 +158,37 @@ class FileBlobStore(BlobStore):
         _fsync_dir(shard)
         return ref
 
+    def adopt_sync(self, source: Path, sha256: str, size: int) -> BlobRef:
+        """Store the file ``source`` (whose SHA-256 the caller computed while writing
+        it) by renaming it into place: no copy of a large document. The file is gone
+        from ``source`` afterwards either way. Must be on the same filesystem."""
+        ref = BlobRef(validate_sha256(sha256), size)
+        path = self.path_of(ref.sha256)
+        shard = path.parent
+        if not shard.is_dir():
+            self._root.mkdir(parents=True, exist_ok=True)
+            shard.mkdir(exist_ok=True)
+            _fsync_dir(self._root)
+        try:
+            if path.stat().st_size == ref.size:
+                source.unlink(missing_ok=True)
+                _fsync_dir(shard)
+                return ref
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(source, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(source, path)
+        except BaseException:
+            source.unlink(missing_ok=True)
+            raise
+        _fsync_dir(shard)
+        return ref
+
     def get_sync(self, sha256: str) -> bytes:
         path = self.path_of(sha256)
         try:

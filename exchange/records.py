@@ -81,12 +81,18 @@ class RecordStore:
         appearance: str,
         input_sha256: str,
         output_sha256: str,
-        pdf: bytes,
+        pdf: bytes | Path,
         now: dt.datetime,
         idempotency_key: str | None,
         request_fingerprint: str | None,
+        output_size: int = 0,
     ) -> SigningRecord:
-        ref = self._blob_store.put_sync(pdf)  # the blob first: a record never points nowhere
+        # the blob first: a record never points nowhere. A large document arrives as a
+        # file (hashed by the worker that wrote it) and is moved into the store.
+        if isinstance(pdf, Path):
+            ref = self._blob_store.adopt_sync(pdf, output_sha256, output_size)
+        else:
+            ref = self._blob_store.put_sync(pdf)
         if ref.sha256 != output_sha256:
             # The store's own hash names the bytes; the record keeps that name.
             _log.warning("output_sha256 %s is not the hash of the bytes", output_sha256)
@@ -138,6 +144,9 @@ class RecordStore:
 
     async def add(self, **kwargs) -> SigningRecord:
         return await asyncio.to_thread(lambda: self._add(**kwargs))
+
+    def blob_path(self, sha256: str) -> Path:
+        return self._blob_store.path_of(sha256)
 
     async def replay(
         self, requested_by: str, key: str, fingerprint: str

@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -16,9 +17,10 @@ from signing.errors import InvalidOptionsError
 from signing.options import Appearance, CopyForm, Level, SignOptions, parse_box
 
 from .auth import Principal
-from .body import read_upload
+from .body import Upload, read_upload
 from .keys import APP_STATE, PRINCIPAL
 from .problems import Problem
+from .work import spooling, while_connected
 
 __all__ = ["routes"]
 
@@ -79,34 +81,50 @@ def parse_options(raw: dict[str, Any], principal: Principal, default_level: Leve
     )
 
 
-def _fingerprint(data: bytes, raw: dict[str, Any]) -> str:
-    digest = hashlib.sha256(data)
-    digest.update(json.dumps(raw, sort_keys=True, default=str).encode())
+def _fingerprint(upload: Upload) -> str:
+    if upload.path is not None:
+        with upload.path.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256")
+    else:
+        digest = hashlib.sha256(upload.data)
+    digest.update(json.dumps(upload.options, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
 def _answer(
-    pdf: bytes, sha256_hex: str, level: str, record_id: str, appearance: str
-) -> web.Response:
+    pdf: bytes | Path, sha256_hex: str, level: str, record_id: str, appearance: str
+) -> web.StreamResponse:
+    """The signed PDF: from memory, or (large documents) sent from its archived file
+    by the kernel (sendfile), never read into the gateway's memory."""
     digest = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
-    return web.Response(
-        body=pdf,
-        content_type="application/pdf",
-        headers={
-            "DocGate-Level": level,
-            "DocGate-Record": record_id,
-            "DocGate-Appearance": appearance,
-            "Repr-Digest": f"sha-256=:{digest}:",
-            "Content-Disposition": 'attachment; filename="signed.pdf"',
-        },
-    )
+    headers = {
+        "DocGate-Level": level,
+        "DocGate-Record": record_id,
+        "DocGate-Appearance": appearance,
+        "Repr-Digest": f"sha-256=:{digest}:",
+        "Content-Disposition": 'attachment; filename="signed.pdf"',
+    }
+    if isinstance(pdf, Path):
+        headers["Content-Type"] = "application/pdf"
+        return web.FileResponse(pdf, headers=headers)
+    return web.Response(body=pdf, content_type="application/pdf", headers=headers)
 
 
 @routes.post("/v1/sign")
-async def sign(request: web.Request) -> web.Response:
+async def sign(request: web.Request) -> web.StreamResponse:
     state = request.app[APP_STATE]
+    upload = await read_upload(
+        request, state.settings.service.max_upload_bytes, spooling=spooling(state)
+    )
+    try:
+        return await _sign(request, state, upload)
+    finally:
+        if upload.path is not None:
+            await asyncio.shield(asyncio.to_thread(upload.discard))
+
+
+async def _sign(request: web.Request, state, upload: Upload) -> web.StreamResponse:
     principal: Principal = request[PRINCIPAL]
-    upload = await read_upload(request, state.settings.service.max_upload_bytes)
     options = parse_options(upload.options, principal, state.settings.signing.default_level)
     if options.agency not in state.wiring.agencies:
         raise Problem(404, "unknown_agency", f"agency {options.agency} is not configured here")
@@ -119,7 +137,7 @@ async def sign(request: web.Request) -> web.Response:
             raise Problem(
                 422, "invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters"
             )
-        fingerprint = await asyncio.to_thread(_fingerprint, upload.data, upload.options)
+        fingerprint = await asyncio.to_thread(_fingerprint, upload)
         async with state.idempotency_lock(requester, idem_key):
             try:
                 replay = await state.records.replay(requester, idem_key, fingerprint)
@@ -135,28 +153,46 @@ async def sign(request: web.Request) -> web.Response:
                     pdf, record.output_sha256, record.level, record.id, record.appearance
                 )
             return await _sign_and_record(
-                state, upload.data, options, requester, idem_key, fingerprint
+                request, state, upload, options, requester, idem_key, fingerprint
             )
-    return await _sign_and_record(state, upload.data, options, requester, None, None)
+    return await _sign_and_record(request, state, upload, options, requester, None, None)
 
 
-async def _sign_and_record(state, data, options, requester, idem_key, fingerprint) -> web.Response:
+async def _sign_and_record(
+    request, state, upload: Upload, options, requester, idem_key, fingerprint
+) -> web.StreamResponse:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     started = asyncio.get_running_loop().time()
-    result = await state.pool.sign(data, options, now)
+    out_path: Path | None = None
+    if upload.path is None:
+        result = await while_connected(request, state.pool.sign(upload.data, options, now))
+        signed: bytes | Path = result.pdf
+    else:
+        out_path = upload.path.with_name(upload.path.stem + "-signed.pdf")
+        work = state.pool.sign_file(str(upload.path), str(out_path), options, now)
+        try:
+            result = await while_connected(request, work)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(out_path.unlink, missing_ok=True))
+            raise
+        signed = out_path
     state.metrics.observe_signature(result.level.value, asyncio.get_running_loop().time() - started)
-    record = await state.records.add(
-        agency=options.agency,
-        requested_by=requester,
-        level=result.level.value,
-        appearance=result.appearance.value,
-        input_sha256=result.input_sha256,
-        output_sha256=result.output_sha256,
-        pdf=result.pdf,
-        now=now,
-        idempotency_key=idem_key,
-        request_fingerprint=fingerprint,
+    record = await asyncio.shield(
+        state.records.add(
+            agency=options.agency,
+            requested_by=requester,
+            level=result.level.value,
+            appearance=result.appearance.value,
+            input_sha256=result.input_sha256,
+            output_sha256=result.output_sha256,
+            pdf=signed,
+            output_size=result.output_size,
+            now=now,
+            idempotency_key=idem_key,
+            request_fingerprint=fingerprint,
+        )
     )
+    body = state.records.blob_path(record.output_sha256) if out_path is not None else result.pdf
     return _answer(
-        result.pdf, result.output_sha256, result.level.value, record.id, result.appearance.value
+        body, record.output_sha256, result.level.value, record.id, result.appearance.value
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from .body import read_upload
 from .keys import APP_STATE
+from .work import spooling, while_connected
 
 __all__ = ["routes"]
 
@@ -19,9 +21,18 @@ routes = web.RouteTableDef()
 @routes.post("/v1/verify")
 async def verify(request: web.Request) -> web.Response:
     state = request.app[APP_STATE]
-    upload = await read_upload(request, state.settings.service.max_upload_bytes)
+    upload = await read_upload(
+        request, state.settings.service.max_upload_bytes, spooling=spooling(state)
+    )
     now = dt.datetime.now(dt.UTC)
-    report = await state.pool.verify(upload.data, now)
+    try:
+        if upload.path is None:
+            report = await while_connected(request, state.pool.verify(upload.data, now))
+        else:
+            report = await while_connected(request, state.pool.verify_file(str(upload.path), now))
+    finally:
+        if upload.path is not None:
+            await asyncio.shield(asyncio.to_thread(upload.discard))
     state.metrics.verifications.labels("valid" if report["valid"] else "not_valid").inc()
     return web.json_response(report, dumps=_dumps)
 

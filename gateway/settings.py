@@ -84,6 +84,7 @@ class ServiceSettings:
     var_dir: Path = Path("var")
     workers: int = 0
     max_upload_mib: int = 100
+    spool_over_mib: int = 4
     worker_memory_mib: int = 2048
     task_timeout_s: float = 180.0
     log_level: str = "INFO"
@@ -91,6 +92,10 @@ class ServiceSettings:
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mib * 1024 * 1024
+
+    @property
+    def spool_over_bytes(self) -> int:
+        return self.spool_over_mib * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)

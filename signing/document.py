@@ -8,7 +8,6 @@ its own policy to what it is given; here we only add a new revision on top.
 
 from __future__ import annotations
 
-import io
 import zlib
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
 
 from .errors import DamagedPdfError, EncryptedPdfError, InvalidOptionsError, NotAPdfError
+from .mapped import MappedPdf, pdf_stream
 
 __all__ = ["PARSE_ERRORS", "OpenedPdf", "open_pdf", "page_box"]
 
@@ -64,11 +64,11 @@ class OpenedPdf:
         return f"Sig{n}"
 
 
-def _reader(data: bytes, strict: bool) -> PdfFileReader:
-    return PdfFileReader(io.BytesIO(data), strict=strict)
+def _reader(data: bytes | MappedPdf, strict: bool) -> PdfFileReader:
+    return PdfFileReader(pdf_stream(data), strict=strict)
 
 
-def open_pdf(data: bytes) -> OpenedPdf:
+def open_pdf(data: bytes | MappedPdf) -> OpenedPdf:
     """Parse ``data`` for an incremental signature, or raise a SigningError subclass."""
     if b"%PDF-" not in data[:_HEADER_WINDOW]:
         raise NotAPdfError("the body is not a PDF document (no %PDF- header)")

@@ -14,6 +14,7 @@ import hashlib
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields
@@ -40,7 +41,9 @@ from .errors import (
     UnknownAgencyError,
 )
 from .keys.base import KeyProvider
+from .mapped import MappedPdf, file_sha256
 from .options import Appearance, Level, SignOptions
+from .speedups import install as install_speedups
 from .stamp import StampContent, build_stamp_style, default_box
 
 __all__ = ["AgencyKey", "SignResult", "SigningContext", "TsaFailurePolicy", "sign_pdf"]
@@ -84,13 +87,14 @@ class SigningContext:
 
 @dataclass(frozen=True)
 class SignResult:
-    pdf: bytes
+    pdf: bytes  # empty when the caller gave an output stream (the document is there)
     level: Level
     field_name: str
     signing_time: dt.datetime
     input_sha256: str
     output_sha256: str
     appearance: Appearance
+    output_size: int = 0
 
 
 class _ClockedPdfSigner(PdfSigner):
@@ -138,9 +142,18 @@ async def _supply_timestamp_validation_data(
 
 
 async def sign_pdf(
-    data: bytes, options: SignOptions, ctx: SigningContext, *, now: dt.datetime
+    data: bytes | MappedPdf,
+    options: SignOptions,
+    ctx: SigningContext,
+    *,
+    now: dt.datetime,
+    output: BinaryIO | None = None,
 ) -> SignResult:
-    """Sign ``data`` as ``options`` ask; raise a SigningError subclass on failure."""
+    """Sign ``data`` as ``options`` ask; raise a SigningError subclass on failure.
+
+    With ``output`` (a seekable, readable binary file) the signed document is written
+    there and ``SignResult.pdf`` is empty: a large document is never held in memory."""
+    install_speedups()
     agency = ctx.agency(options.agency)
     level = options.level
     if level.needs_timestamp and ctx.timestamper is None:
@@ -149,37 +162,48 @@ async def sign_pdf(
         else:
             raise TsaUnavailableError("no timestamp authority is configured")
     try:
-        return await _sign_at(data, options, level, agency, ctx, now)
+        return await _sign_at(data, options, level, agency, ctx, now, output)
     except TsaUnavailableError:
         if ctx.tsa_failure is not TsaFailurePolicy.DOWNGRADE or level is Level.B_B:
             raise
-        return await _sign_at(data, options, Level.B_B, agency, ctx, now)
+        return await _sign_at(data, options, Level.B_B, agency, ctx, now, output)
 
 
 async def _sign_at(
-    data: bytes,
+    data: bytes | MappedPdf,
     options: SignOptions,
     level: Level,
     agency: AgencyKey,
     ctx: SigningContext,
     now: dt.datetime,
+    output: BinaryIO | None,
 ) -> SignResult:
     reserve = await _reserve(agency.provider, level, ctx)
     for _attempt in range(3):
         opened = open_pdf(data)
+        out = output if output is not None else io.BytesIO()
+        out.seek(0)
+        out.truncate()
         try:
-            pdf, appearance = await _sign_once(opened, options, level, agency, ctx, now, reserve)
+            appearance = await _sign_once(opened, options, level, agency, ctx, now, reserve, out)
         except _ReserveTooSmall as exc:
             reserve = exc.needed + 4_096
             continue
+        if output is None:
+            pdf = out.getvalue()
+            out_sha256, out_size = hashlib.sha256(pdf).hexdigest(), len(pdf)
+        else:
+            pdf = b""
+            out_sha256, out_size = file_sha256(output)
         return SignResult(
             pdf,
             level,
             opened.next_field_name(),
             now,
             hashlib.sha256(data).hexdigest(),
-            hashlib.sha256(pdf).hexdigest(),
+            out_sha256,
             appearance,
+            out_size,
         )
     raise SigningError("the signature container did not fit its reservation")  # pragma: no cover
 
@@ -244,7 +268,8 @@ async def _sign_once(
     ctx: SigningContext,
     now: dt.datetime,
     reserve: int,
-) -> tuple[bytes, Appearance]:
+    output: BinaryIO,
+) -> Appearance:
     field_spec, style, appearance = _visible_setup(opened, options, agency, ctx, now)
     vc = ctx.validation_context() if level.needs_revocation else None
     try:
@@ -269,7 +294,6 @@ async def _sign_once(
             new_field_spec=field_spec,
             now=now,
         )
-        output = io.BytesIO()
         await signer.async_sign_pdf(opened.writer, bytes_reserved=reserve, output=output)
     except SigningError:
         raise
@@ -297,4 +321,4 @@ async def _sign_once(
         raise DamagedPdfError(
             f"the PDF is damaged ({type(exc).__name__}: {str(exc)[:160]})"
         ) from None
-    return output.getvalue(), appearance
+    return appearance

@@ -24,7 +24,8 @@ from typing import Any
 import aiohttp
 
 from .engine import SigningContext, SignResult, sign_pdf
-from .errors import KeyUnavailableError
+from .errors import KeyUnavailableError, NotAPdfError
+from .mapped import MappedPdf
 from .options import SignOptions
 from .runtime import SigningSpec, close_context, open_context
 from .verify import VerifyContext, restricted_session, verify_pdf
@@ -114,6 +115,28 @@ def _verify_task(data: bytes, now: dt.datetime) -> dict:
     return report.to_dict()
 
 
+def _open_mapped(path: str) -> MappedPdf:
+    try:
+        return MappedPdf.open(path)
+    except ValueError:  # an empty file cannot be mapped
+        raise NotAPdfError("the document is empty") from None
+
+
+def _sign_file_task(path: str, out_path: str, options: SignOptions, now: dt.datetime) -> SignResult:
+    worker = _state()
+    with _open_mapped(path) as data, open(out_path, "w+b") as out:
+        return worker.loop.run_until_complete(
+            sign_pdf(data, options, worker.context, now=now, output=out)
+        )
+
+
+def _verify_file_task(path: str, now: dt.datetime) -> dict:
+    worker = _state()
+    with _open_mapped(path) as data:
+        report = worker.loop.run_until_complete(verify_pdf(data, worker.verify_context, now=now))
+    return report.to_dict()
+
+
 def _status_task() -> WorkerStatus:
     worker = _state()
     ts = worker.context.timestamper
@@ -155,6 +178,20 @@ class SigningPool:
     async def verify(self, data: bytes, now: dt.datetime) -> dict:
         """The verification report (API.md JSON) of ``data``."""
         return await self.run(_verify_task, data, now)
+
+    async def sign_file(
+        self, path: str, out_path: str, options: SignOptions, now: dt.datetime
+    ) -> SignResult:
+        """Sign the document in file ``path`` into ``out_path`` (``SignResult.pdf`` is
+        empty). If the caller is cancelled while the worker runs, the worker is
+        stopped: a large document's work ends with its client."""
+        return await self._pool.run(
+            _sign_file_task, path, out_path, options, now, stop_on_cancel=True
+        )
+
+    async def verify_file(self, path: str, now: dt.datetime) -> dict:
+        """The verification report of the document in file ``path`` (see sign_file)."""
+        return await self._pool.run(_verify_file_task, path, now, stop_on_cancel=True)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on a worker; ``fn`` is a module-level function that may use

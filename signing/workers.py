@@ -48,6 +48,7 @@ class _Worker:
     conn: Any  # the parent's end of a duplex multiprocessing.Pipe
     number: int
     reaped: asyncio.Future | None = None  # the one join() of the process, in a thread
+    stopped_for_cancel: bool = False  # killed because its caller went away
 
 
 def _read(conn) -> tuple[str, Any]:
@@ -118,10 +119,27 @@ class WorkerPool:
             self._problem = describe(failed[0])
             raise KeyUnavailableError(self._problem) from None
 
-    async def run(self, fn: Callable, *args: Any, wall_seconds: float | None = None) -> Any:
-        """Run ``fn(*args)`` (a module-level function) on the next idle worker, FIFO."""
+    async def run(
+        self,
+        fn: Callable,
+        *args: Any,
+        wall_seconds: float | None = None,
+        stop_on_cancel: bool = False,
+    ) -> Any:
+        """Run ``fn(*args)`` (a module-level function) on the next idle worker, FIFO.
+
+        A caller cancelled while waiting for a worker leaves the queue. Once its task
+        runs, it finishes on its worker, unless ``stop_on_cancel``: then the worker is
+        killed and replaced (worth it for a large document, not for a small one)."""
         worker = await self._acquire(None)
-        return await self._dispatch(worker, fn, args, wall_seconds)
+        task = self._track(self._execute(worker, fn, args, wall_seconds), self._tasks)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if stop_on_cancel and not task.done():  # still ours: the worker has not let go
+                worker.stopped_for_cancel = True
+                worker.process.kill()
+            raise
 
     async def broadcast(self, fn: Callable, *args: Any) -> list:
         """Run ``fn(*args)`` once on every worker alive now (one replaced meanwhile is
@@ -269,6 +287,8 @@ class WorkerPool:
 
     async def _exit_reason(self, worker: _Worker) -> tuple[str, str]:
         await self._join(worker, 5.0)
+        if worker.stopped_for_cancel:
+            return "cancelled", "the caller went away; its task was stopped"
         code = worker.process.exitcode
         if code == -signal.SIGXCPU:
             return "cpu", f"processing used more than {self._limits.cpu_seconds:g} s of CPU time"
@@ -333,7 +353,9 @@ class WorkerPool:
         if worker in self._idle:
             self._idle.remove(worker)
         self._fail_waiters(lambda w: w is worker, None)  # its broadcasts skip it
-        level = logging.WARNING if self._running else logging.INFO  # else close() killed it
+        # close() or a cancelled caller killed it: expected, not a warning
+        expected = not self._running or worker.stopped_for_cancel
+        level = logging.INFO if expected else logging.WARNING
         log.log(level, "worker %s (pid %s) lost: %s", worker.number, worker.process.pid, gone)
         await self._join(worker, 5.0)
         worker.conn.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import logging
 
 from asn1crypto import x509 as asn1_x509
@@ -32,6 +31,8 @@ from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBacken
 
 from ..document import PARSE_ERRORS
 from ..errors import DamagedPdfError, EncryptedPdfError, NotAPdfError
+from ..mapped import MappedPdf, pdf_stream
+from ..speedups import install as install_speedups
 from .docfacts import DocFacts, DssData
 from .policy import VerifyContext
 from .report import (
@@ -76,16 +77,16 @@ _NEEDS_POE = {
 }
 
 
-def _open(data: bytes) -> tuple[PdfFileReader, list[str]]:
+def _open(data: bytes | MappedPdf) -> tuple[PdfFileReader, list[str]]:
     if b"%PDF-" not in data[:1024]:
         raise NotAPdfError("the body is not a PDF document (no %PDF- header)")
     notes: list[str] = []
     try:
         try:
-            reader = PdfFileReader(io.BytesIO(data), strict=True)
+            reader = PdfFileReader(pdf_stream(data), strict=True)
             reader.root  # noqa: B018 - force the trailer and catalog now
         except PdfStrictReadError:
-            reader = PdfFileReader(io.BytesIO(data), strict=False)
+            reader = PdfFileReader(pdf_stream(data), strict=False)
             reader.root  # noqa: B018
             notes.append("the file needed lenient parsing (it breaks the PDF syntax rules)")
     except PdfReadError as exc:
@@ -113,7 +114,7 @@ def _failed(
     field: str, sub: SubIndication, message: str, kind: str = "signature"
 ) -> SignatureReport:
     return SignatureReport(
-        field=field,
+        field=str(field),
         indication=Indication.TOTAL_FAILED,
         subindication=sub,
         intact=False,
@@ -303,7 +304,7 @@ async def _verify_one(
             messages.extend(widget_problems)
 
     return SignatureReport(
-        field=name,
+        field=str(name),
         indication=indication,
         subindication=sub,
         intact=bool(status.intact),
@@ -348,9 +349,12 @@ def _trust_message(sub: SubIndication) -> str:
     return _TRUST_MESSAGES.get(sub, f"the signer's certificate cannot be trusted ({sub.value})")
 
 
-async def verify_pdf(data: bytes, ctx: VerifyContext, *, now: dt.datetime) -> VerificationReport:
+async def verify_pdf(
+    data: bytes | MappedPdf, ctx: VerifyContext, *, now: dt.datetime
+) -> VerificationReport:
     """Verify every signature in ``data``. Raises NotAPdf/Encrypted/DamagedPdfError
     only when the file cannot be read as a PDF at all."""
+    install_speedups()
     reader, notes = _open(data)
     document = DocumentInfo(
         sha256=hashlib.sha256(data).hexdigest(),

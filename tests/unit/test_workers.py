@@ -244,3 +244,39 @@ async def test_signing_pool_signs_and_survives_a_bomb(dev_pki, flate_bomb):
         assert (await pool.sign(simple_pdf(), options, now)).pdf.startswith(b"%PDF")
     finally:
         await pool.close()
+
+
+async def test_cancelled_caller_stops_its_running_task_only_when_asked(make_pool):
+    pool = await make_pool(size=1)
+    before = await pool.broadcast(tasks.pid)
+    # default: the task finishes on its worker, which stays
+    call = asyncio.ensure_future(pool.run(tasks.sleep, 0.5))
+    await asyncio.sleep(0.2)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await pool.broadcast(tasks.pid) == before
+    # stop_on_cancel: the worker is killed at once and replaced; the next caller is served
+    call = asyncio.ensure_future(pool.run(tasks.sleep, 30, stop_on_cancel=True))
+    await asyncio.sleep(0.3)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await pool.run(tasks.echo, "next", wall_seconds=20) == "next"
+    after = await pool.broadcast(tasks.pid)
+    assert after != before and len(after) == 1
+
+
+async def test_cancelled_caller_leaves_the_queue_before_its_turn(make_pool, tmp_path):
+    pool = await make_pool(size=1)
+    busy = asyncio.ensure_future(pool.run(tasks.sleep, 0.3))
+    await asyncio.sleep(0.05)
+    marker = tmp_path / "ran"
+    queued = asyncio.ensure_future(pool.run(tasks.touch, str(marker)))
+    await asyncio.sleep(0.05)
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert await busy == 0.3
+    assert await pool.run(tasks.echo, 1) == 1
+    assert not marker.exists()  # the cancelled task never ran
