@@ -4,6 +4,9 @@ and the one-page document every signing benchmark uses."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import platform
 import statistics
 import tempfile
 import time
@@ -14,7 +17,18 @@ from pathlib import Path
 
 from signing.devpki import DevAgency, DevPki, ensure_dev_pki
 
-__all__ = ["AGENCY", "Figures", "dev_pki", "measure", "one_page_pdf", "report"]
+__all__ = [
+    "AGENCY",
+    "Figures",
+    "dev_pki",
+    "machine",
+    "measure",
+    "one_page_pdf",
+    "report",
+    "write_results",
+]
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 AGENCY = DevAgency("000.00.00.H41", "Ủy ban nhân dân tỉnh Thử nghiệm")
 
@@ -71,3 +85,37 @@ def one_page_pdf() -> bytes:
     from tests.fixtures.pdfs import simple_pdf
 
     return simple_pdf(1)
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def write_results(name: str, results: dict, settings: dict) -> Path:
+    """``bench/results/<name>.json``: the figures, the settings and the machine."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {
+        "benchmark": name,
+        "run_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "settings": settings,
+        "results": results,
+    }
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    return path

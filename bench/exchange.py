@@ -41,8 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 
+from bench.service import cpu_seconds, descendants, peaks, process_kind, reset_peaks  # noqa: E402
 from tests.fixtures.db import pg_server_url, throwaway_pg_database  # noqa: E402
-from tests.fixtures.load import A, B, C, proc_stats  # noqa: E402
+from tests.fixtures.load import A, B, C  # noqa: E402
 from tests.fixtures.pdfs import UniquePdfs  # noqa: E402
 from tests.fixtures.service import (  # noqa: E402
     RunningService,
@@ -68,85 +69,6 @@ def exchange_body(level: str, n: int) -> tuple[bytes, str]:
         [B, C], subject="Về việc đo hiệu năng trao đổi văn bản", number=n, level=level
     )
     return exchange_multipart(envelope, document())
-
-
-# -- the service's processes ------------------------------------------------------------
-
-
-def _status_kib(pid: int, key: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for child, fields in proc_stats():
-        children.setdefault(int(fields[1]), []).append(child)
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _name(pid: int) -> str:
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return "?"
-    text = b" ".join(cmd).decode(errors="replace")
-    if "resource_tracker" in text:
-        return "resource_tracker"
-    if "multiprocessing" in text or "spawn_main" in text:
-        return "worker"
-    return "process"
-
-
-def cpu_seconds(svc: RunningService) -> dict[str, float]:
-    """CPU time (user + system) so far of the server and of its workers together."""
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def of(pid: int) -> float:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return 0.0
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-
-    workers = [p for p in _descendants(svc.process.pid) if _name(p) == "worker"]
-    return {"server": of(svc.process.pid), "workers": sum(of(p) for p in workers)}
-
-
-def reset_peaks(svc: RunningService) -> bool:
-    """Reset VmHWM of the server and its workers (``5 > /proc/PID/clear_refs``)."""
-    ok = True
-    for pid in [svc.process.pid, *_descendants(svc.process.pid)]:
-        try:
-            Path(f"/proc/{pid}/clear_refs").write_text("5")
-        except OSError:
-            ok = False
-    return ok
-
-
-def peaks(svc: RunningService) -> dict:
-    """VmHWM in MiB: the server, each worker, and the sum (an upper bound of the total)."""
-    server = _status_kib(svc.process.pid, "VmHWM") or 0
-    workers = []
-    for pid in _descendants(svc.process.pid):
-        if _name(pid) == "worker":
-            workers.append((_status_kib(pid, "VmHWM") or 0) / 1024)
-    return {
-        "server_mib": round(server / 1024, 1),
-        "workers_mib": [round(w, 1) for w in workers],
-        "total_mib": round(server / 1024 + sum(workers), 1),
-    }
 
 
 # -- load -------------------------------------------------------------------------------
@@ -244,7 +166,7 @@ def bench_database(name: str, args, pg_base: str) -> dict:
                 return {"skipped": str(exc)}
         svc = start_service(tmp / "var", env)
         cleanup.callback(stop_service, svc)
-        workers = [p for p in _descendants(svc.process.pid) if _name(p) == "worker"]
+        workers = [p for p in descendants(svc.process.pid) if process_kind(p) == "worker"]
         print(f"[{name}] service up on 127.0.0.1:{svc.port}, {len(workers)} signing workers")
         for kind in ("sign", "exchange"):
             asyncio.run(run_load(svc, kind, args.level, args.warmup, args.concurrency))

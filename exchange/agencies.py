@@ -83,6 +83,7 @@ class TokenInfo:
     role: Role
     agency: str | None
     label: str
+    expires_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -269,4 +270,5 @@ def _aware(t: dt.datetime) -> dt.datetime:
 
 
 def _info(row: Token) -> TokenInfo:
-    return TokenInfo(row.id, Role(row.role), row.agency_code, row.label)
+    expires = _aware(row.expires_at) if row.expires_at is not None else None
+    return TokenInfo(row.id, Role(row.role), row.agency_code, row.label, expires)

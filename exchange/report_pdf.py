@@ -141,17 +141,42 @@ def _month_text(month: str) -> str:
         return f"Tháng {month}"
 
 
-def _time_text(value: object) -> str:
+def _moment(value: object) -> datetime.datetime | None:
     if isinstance(value, datetime.datetime):
         t = value
     else:
         try:
             t = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            return str(value or NULL_TEXT)
-    if t.utcoffset() is None:
-        t = t.replace(tzinfo=datetime.UTC)
-    return format_signing_time(t)
+            return None
+    return t.replace(tzinfo=datetime.UTC) if t.utcoffset() is None else t
+
+
+def _time_text(value: object) -> str:
+    t = _moment(value)
+    return format_signing_time(t) if t is not None else str(value or NULL_TEXT)
+
+
+class _ReportWriter(PdfFileWriter):
+    """A writer whose document information carries the report's own time, not the
+    time of rendering: the same report renders to the same bytes."""
+
+    def __init__(self, moment: datetime.datetime | None) -> None:
+        super().__init__(stream_xrefs=False)
+        self._moment = moment or datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+
+    def _update_meta(self) -> None:
+        if self._info is None:
+            date = generic.pdf_date(self._moment)
+            self._info = self.add_object(
+                generic.DictionaryObject(
+                    {
+                        pdf_name("/CreationDate"): date,
+                        pdf_name("/ModDate"): date,
+                        pdf_name("/Producer"): generic.TextStringObject("DocGate"),
+                    }
+                )
+            )
 
 
 class _Report:
@@ -329,7 +354,7 @@ def _page_ops(report: dict, font: StampFont) -> list[bytes]:
 def render_report_pdf(report: dict, *, font_path: str | None = None) -> bytes:
     """The report as an unsigned, deterministic A4 landscape PDF (one or more pages)."""
     font = load_font(font_path)
-    writer = PdfFileWriter(stream_xrefs=False)
+    writer = _ReportWriter(_moment(report.get("generated_at")))
     digest = hashlib.sha256(
         json.dumps(report, sort_keys=True, ensure_ascii=False, default=str).encode()
         + font.base_font.encode()

@@ -157,6 +157,7 @@ class AuthSettings:
     verify_requires_token: bool = False
     open_rate_per_s: float = 5.0
     open_burst: int = 30
+    token_cache_seconds: float = 5.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,8 +17,10 @@ import concurrent.futures
 import itertools
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,13 +53,52 @@ class _Worker:
     stopped_for_cancel: bool = False  # killed because its caller went away
 
 
-def _read(conn) -> tuple[str, Any]:
-    """Receive and unpickle an answer in an I/O thread, not in an event-loop callback."""
-    data = conn.recv_bytes()
+def _unpickle(data: bytes | bytearray) -> tuple[str, Any]:
     try:
         return pickle.loads(data)
     except Exception as exc:  # the worker is fine; its answer does not unpickle here
         return ("err", RuntimeError(f"the answer cannot be read: {describe(exc)}"))
+
+
+# Messages up to this size go through the pipe from the event loop itself: into an
+# empty socket buffer (the worker has read its previous task) a write this small never
+# blocks, and pickling it costs microseconds. Larger ones take an I/O thread.
+_INLINE = 64 * 1024
+_HEADER = struct.Struct("!i")  # multiprocessing.connection's framing
+_LONG_HEADER = struct.Struct("!Q")
+
+
+class _Frame:
+    """One ``multiprocessing.connection`` message, read from the (blocking) socket only
+    when the event loop says it is readable and only as much as is there: never blocks,
+    needs no thread."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._start = 0
+        self._size: int | None = None
+
+    def feed(self, fd: int) -> bool:
+        """Read what is available; True once the message is complete. EOFError: the
+        other end closed before it was."""
+        want = 1 << 20 if self._size is None else self._start + self._size - len(self._buffer)
+        chunk = os.read(fd, max(64 * 1024, min(want, 16 << 20)))
+        if not chunk:
+            raise EOFError
+        self._buffer += chunk
+        if self._size is None and len(self._buffer) >= 4:
+            (size,) = _HEADER.unpack_from(self._buffer)
+            if size >= 0:
+                self._size, self._start = size, 4
+            elif len(self._buffer) >= 12:
+                (self._size,) = _LONG_HEADER.unpack_from(self._buffer, 4)
+                self._start = 12
+        return self._size is not None and len(self._buffer) >= self._start + self._size
+
+    @property
+    def body(self) -> memoryview:
+        assert self._size is not None
+        return memoryview(self._buffer)[self._start : self._start + self._size]
 
 
 _SKIPPED = object()  # a broadcast target replaced before its turn
@@ -239,11 +280,10 @@ class WorkerPool:
     # --- one task on one worker ---
 
     async def _execute(self, worker: _Worker, fn: Callable, args: tuple, wall: float | None):
-        loop = asyncio.get_running_loop()
         wall = self._limits.wall_seconds if wall is None else wall
         try:
             try:
-                await loop.run_in_executor(self._io, worker.conn.send, (fn, args))
+                await self._send(worker, (fn, args))
             except OSError:
                 raise _Gone("crash", "the worker stopped before it got the task") from None
             except Exception:  # fn or args do not pickle: nothing was written
@@ -262,28 +302,56 @@ class WorkerPool:
             return value
         raise value
 
+    async def _send(self, worker: _Worker, message: tuple) -> None:
+        fn, args = message
+        if sum(len(a) for a in args if isinstance(a, bytes | bytearray)) > _INLINE:
+            await asyncio.get_running_loop().run_in_executor(self._io, worker.conn.send, message)
+            return
+        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        if len(payload) <= _INLINE:
+            worker.conn.send_bytes(payload)
+        else:
+            await asyncio.get_running_loop().run_in_executor(
+                self._io, worker.conn.send_bytes, payload
+            )
+
     async def _receive(self, worker: _Worker, wall: float | None) -> tuple[str, Any]:
         loop = asyncio.get_running_loop()
-        readable = loop.create_future()
-        fds = (worker.conn.fileno(), worker.process.sentinel)
+        complete = loop.create_future()
+        frame = _Frame()
+        conn_fd, sentinel = worker.conn.fileno(), worker.process.sentinel
+
+        def readable(drain: bool) -> None:
+            # drain: the process has exited; what it wrote is buffered, reads cannot block
+            try:
+                while not frame.feed(conn_fd):
+                    if not drain:
+                        return
+            except (EOFError, OSError) as exc:
+                if not complete.done():
+                    complete.set_exception(EOFError(str(exc)))
+                return
+            if not complete.done():
+                complete.set_result(None)
+
         try:
             async with asyncio.timeout(wall):
-                for fd in fds:
-                    loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+                loop.add_reader(conn_fd, readable, False)
+                loop.add_reader(sentinel, readable, True)
                 try:
-                    await readable
-                finally:
-                    for fd in fds:
-                        loop.remove_reader(fd)
-                try:
-                    if not worker.conn.poll(0):  # the sentinel: exited without a word
-                        raise EOFError
-                    return await loop.run_in_executor(self._io, _read, worker.conn)
-                except (EOFError, OSError):
+                    await complete
+                except EOFError:
                     raise _Gone(*await self._exit_reason(worker)) from None
+                finally:
+                    loop.remove_reader(conn_fd)
+                    loop.remove_reader(sentinel)
         except TimeoutError:
             worker.process.kill()
             raise _Gone("wall", f"processing took longer than {wall:g} s") from None
+        body = frame.body
+        if len(body) <= 1 << 20:
+            return _unpickle(body)
+        return await loop.run_in_executor(self._io, _unpickle, body)
 
     async def _exit_reason(self, worker: _Worker) -> tuple[str, str]:
         await self._join(worker, 5.0)

@@ -3,6 +3,7 @@ revocation, code validation, the HTTP authenticator on top, and webhook settings
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -55,7 +56,7 @@ async def test_tokens_are_hashed_expire_and_revoke(registry, db):
     async with UnitOfWork(db) as uow:
         stored = (await uow.session.execute(select(Token.sha256))).scalars().all()
     assert hash_token(issued.token) in stored and issued.token not in stored
-    auth = Authenticator(registry)
+    auth = Authenticator(registry, cache_seconds=0)  # every call asks the database
     principal = await auth.authenticate(f"Bearer {issued.token}", now=NOW)
     assert (principal.role, principal.agency) == (Role.AGENCY, code)
     with pytest.raises(Problem) as exc:  # expired
@@ -68,6 +69,31 @@ async def test_tokens_are_hashed_expire_and_revoke(registry, db):
         with pytest.raises(Problem) as exc:
             await auth.authenticate(header, now=NOW)
         assert exc.value.status == 401
+
+
+async def test_valid_tokens_are_remembered_briefly_and_never_past_expiry(registry):
+    code = _code()
+    await registry.add_agency(code, "Sở Công Thương", None, actor="t", now=NOW)
+    issued = await registry.issue_token(
+        Role.AGENCY, code, "dms", actor="t", now=NOW, expires_at=NOW + dt.timedelta(hours=1)
+    )
+    auth = Authenticator(registry, cache_seconds=0.5)
+    header = f"Bearer {issued.token}"
+    assert (await auth.authenticate(header, now=NOW)).agency == code
+    assert await registry.revoke_token(issued.info.id, actor="t", now=NOW)
+    # within the cache time the revoked token still passes (the documented bound) ...
+    assert (await auth.authenticate(header, now=NOW)).agency == code
+    await asyncio.sleep(0.6)
+    with pytest.raises(Problem) as exc:  # ... after it, the database says revoked
+        await auth.authenticate(header, now=NOW)
+    assert exc.value.status == 401
+    # a cached token never outlives its own expiry
+    other = await registry.issue_token(
+        Role.AGENCY, code, "dms2", actor="t", now=NOW, expires_at=NOW + dt.timedelta(hours=1)
+    )
+    assert (await auth.authenticate(f"Bearer {other.token}", now=NOW)).agency == code
+    with pytest.raises(Problem):
+        await auth.authenticate(f"Bearer {other.token}", now=NOW + dt.timedelta(hours=2))
 
 
 async def test_token_roles_must_fit(registry):
