@@ -4,6 +4,7 @@ import time; the signing pool, record store and wiring start in ``cleanup_ctx``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -42,7 +43,9 @@ from .routes_service import routes as service_routes
 from .routes_sign import routes as sign_routes
 from .routes_verify import routes as verify_routes
 from .settings import Settings
+from .web import setup_pages
 from .wiring import seed_development, wire
+from .work import SPOOL_FOLDER, clear_spool
 
 __all__ = ["create_app"]
 
@@ -116,10 +119,12 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(exchange_routes)
     app.add_routes(report_routes)
     app.add_routes(report_pdf_routes)
+    setup_pages(app)
 
     async def lifecycle(app: web.Application):
         now = dt.datetime.now(dt.UTC)
         wiring = await asyncio.to_thread(wire, settings, now)
+        await asyncio.to_thread(clear_spool, settings.var_path(SPOOL_FOLDER))
         roots = await asyncio.to_thread(
             lambda: b"".join(to_pem(c) for p in wiring.trust_roots for c in load_certificates(p))
         )
@@ -150,11 +155,12 @@ def create_app(settings: Settings) -> web.Application:
             trust_pem=roots,
             db=db,
             registry=registry,
-            auth=Authenticator(registry),
+            auth=Authenticator(registry, settings.auth.token_cache_seconds),
             tsa_certificates=tsa_certificates(wiring.signing.tsa),
         )
         http = aiohttp.ClientSession()
         state = app[APP_STATE]
+        loop_watch = asyncio.create_task(state.metrics.watch_event_loop())
         state.exchanges = _exchange_service(settings, db, pool)
         dispatcher = WebhookDispatcher(db, http)
         webhooks = asyncio.create_task(dispatcher.run_forever(settings.delivery.poll_seconds))
@@ -176,6 +182,9 @@ def create_app(settings: Settings) -> web.Application:
         except SigningError as exc:
             log.error("signing workers failed to start (%s); /readyz will say so", exc.detail)
         yield
+        loop_watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_watch
         checkpoints.stop()
         await reports.stop()
         dispatcher.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -45,6 +47,22 @@ class Metrics:
             ["agency"],
             registry=self.registry,
         )
+
+        self.loop_lag = Histogram(
+            "docgate_event_loop_lag_seconds",
+            "How late a timer of the gateway's event loop fires (sampled every 50 ms): "
+            "time the loop could not answer anything",
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+
+    async def watch_event_loop(self, interval: float = 0.05) -> None:
+        """Sample the event loop's lag until cancelled (runs for the app's lifetime)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(interval)
+            self.loop_lag.observe(max(0.0, loop.time() - started - interval))
 
     def set_e_rates(self, report: dict) -> None:
         """Show the agencies' ``e_rate`` of a report just run (none where it is null)."""
