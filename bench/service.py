@@ -10,7 +10,15 @@ from pathlib import Path
 from tests.fixtures.load import proc_stats
 from tests.fixtures.service import RunningService
 
-__all__ = ["cpu_seconds", "descendants", "peaks", "process_kind", "reset_peaks", "status_kib"]
+__all__ = [
+    "cpu_seconds",
+    "descendants",
+    "loop_lag",
+    "peaks",
+    "process_kind",
+    "reset_peaks",
+    "status_kib",
+]
 
 
 def status_kib(pid: int, key: str) -> int | None:
@@ -87,3 +95,25 @@ def peaks(svc: RunningService) -> dict:
         "workers_mib": [round(w, 1) for w in workers],
         "total_mib": round(server / 1024 + sum(workers), 1),
     }
+
+
+def loop_lag(svc: RunningService) -> dict[float, float]:
+    """The service's event-loop lag histogram (``/metrics``): upper bound -> count."""
+    text = svc.request("GET", "/metrics").body.decode()
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("docgate_event_loop_lag_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(le)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def lag_between(before: dict[float, float], after: dict[float, float]) -> dict:
+    """Samples taken between two readings, and how many were late by more than each
+    bucket bound; p99 as the smallest bound that 99 % of the samples stay under."""
+    counts = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = counts.get(float("inf"), 0.0)
+    p99 = next((le for le, n in counts.items() if total and n >= 0.99 * total), None)
+    over_50ms = total - counts.get(0.05, 0.0)
+    return {"samples": int(total), "over_50ms": int(over_50ms), "p99_at_most_ms": (
+        p99 * 1000 if p99 not in (None, float("inf")) else None)}  # fmt: skip

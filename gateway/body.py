@@ -10,6 +10,7 @@ memory than a 1-page letter. The caller removes the file (``Upload.discard``).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -25,12 +26,19 @@ __all__ = ["Spooling", "Upload", "read_upload"]
 
 _JSON_PART_LIMIT = 64 * 1024
 _CHUNK = 256 * 1024
+_WRITE_BATCH = 1024 * 1024
+_IDLE_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
 class Spooling:
     folder: Path  # where large bodies go
     over: int  # bytes kept in memory at most
+    # bodies larger than ``over`` are read at most this many at a time: the event loop
+    # copies a bounded amount per turn (health checks stay fast) and the memory buffered
+    # before spooling is bounded; the other senders wait, throttled by TCP
+    gate: asyncio.Semaphore | None = None
+    idle_timeout: float = 60.0  # seconds without a byte from the client: 408
 
 
 @dataclass(frozen=True)
@@ -63,14 +71,17 @@ class _Body:
         self.size += len(chunk)
         if self.size > self._limit:
             raise _too_large(self._limit)
+        self._memory += chunk
         if self._file is None:
-            self._memory += chunk
-            if self._spooling is not None and len(self._memory) > self._spooling.over:
-                self._file = await asyncio.to_thread(self._open_file)
-                pending, self._memory = bytes(self._memory), bytearray()
-                await asyncio.to_thread(self._file.write, pending)
-        else:
-            await asyncio.to_thread(self._file.write, chunk)
+            if self._spooling is None or len(self._memory) <= self._spooling.over:
+                return
+            self._file = await asyncio.to_thread(self._open_file)
+        if len(self._memory) >= _WRITE_BATCH:  # one thread hop per MiB, not per chunk
+            await self._flush()
+
+    async def _flush(self) -> None:
+        pending, self._memory = self._memory, bytearray()
+        await asyncio.to_thread(self._file.write, pending)
 
     def _open_file(self):
         assert self._spooling is not None
@@ -82,6 +93,8 @@ class _Body:
     async def finish(self) -> tuple[bytes, Path | None]:
         if self._file is None:
             return bytes(self._memory), None
+        if self._memory:
+            await self._flush()
         await asyncio.to_thread(self._file.close)
         return b"", self._path
 
@@ -92,26 +105,33 @@ class _Body:
             self._path.unlink(missing_ok=True)
 
 
-async def _read_limited(stream, limit: int, spooling: Spooling | None) -> _Body:
+async def _read_body(read, limit: int, spooling: Spooling | None) -> _Body:
+    """Chunks from ``read(n)`` until it returns b"", each within the idle timeout."""
     body = _Body(limit, spooling)
+    idle = spooling.idle_timeout if spooling is not None else _IDLE_TIMEOUT
     try:
-        async for chunk in stream.iter_chunked(_CHUNK):
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    chunk = await read(_CHUNK)
+            except TimeoutError:
+                raise Problem(
+                    408, "request_timeout", f"no part of the body arrived for {idle:g} s"
+                ) from None
+            if not chunk:
+                return body
             await body.add(chunk)
     except BaseException:  # too large, client gone, cancelled: leave no file behind
         await asyncio.shield(body.abandon())
         raise
-    return body
 
 
-async def _read_part(part: BodyPartReader, limit: int, spooling: Spooling | None = None) -> _Body:
-    body = _Body(limit, spooling)
-    try:
-        while chunk := await part.read_chunk(_CHUNK):
-            await body.add(chunk)
-    except BaseException:
-        await asyncio.shield(body.abandon())
-        raise
-    return body
+def _gate(request: web.Request, spooling: Spooling | None):
+    """The large-body gate when this body may be large (or its size is unknown)."""
+    if spooling is None or spooling.gate is None:
+        return contextlib.nullcontext()
+    size = request.content_length
+    return spooling.gate if size is None or size > spooling.over else contextlib.nullcontext()
 
 
 def _json_object(raw: bytes, name: str) -> dict[str, Any]:
@@ -154,9 +174,11 @@ async def read_upload(
                 if part.name == "file":
                     if document is not None:
                         raise Problem(422, "invalid_options", "send exactly one file part")
-                    document = await _read_part(part, limit, spooling)
+                    async with _gate(request, spooling):
+                        document = await _read_body(part.read_chunk, limit, spooling)
                 elif part.name in ("options", "envelope"):
-                    raw, _ = await (await _read_part(part, _JSON_PART_LIMIT)).finish()
+                    json_part = await _read_body(part.read_chunk, _JSON_PART_LIMIT, None)
+                    raw, _ = await json_part.finish()
                     options.update(_json_object(raw, part.name))
                 else:
                     await part.release()
@@ -185,7 +207,8 @@ async def read_upload(
             "unsupported_media_type",
             "send the PDF as application/pdf or as multipart/form-data with a 'file' part",
         )
-    body = await _read_limited(request.content, limit, spooling)
+    async with _gate(request, spooling):
+        body = await _read_body(request.content.read, limit, spooling)
     if not body.size:
         raise Problem(422, "not_a_pdf", "the request body is empty")
     data, path = await body.finish()

@@ -85,6 +85,8 @@ class ServiceSettings:
     workers: int = 0
     max_upload_mib: int = 100
     spool_over_mib: int = 4
+    parallel_large_uploads: int = 8
+    upload_idle_timeout_s: float = 60.0
     worker_memory_mib: int = 2048
     task_timeout_s: float = 180.0
     log_level: str = "INFO"

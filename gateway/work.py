@@ -26,7 +26,15 @@ log = logging.getLogger("docgate")
 
 
 def spooling(state: AppState) -> Spooling:
-    return Spooling(state.settings.var_path(SPOOL_FOLDER), state.settings.service.spool_over_bytes)
+    svc = state.settings.service
+    if state.large_uploads is None:
+        state.large_uploads = asyncio.Semaphore(svc.parallel_large_uploads)
+    return Spooling(
+        state.settings.var_path(SPOOL_FOLDER),
+        svc.spool_over_bytes,
+        state.large_uploads,
+        svc.upload_idle_timeout_s,
+    )
 
 
 def clear_spool(folder: Path, older_than_s: float = 3600.0) -> int:

@@ -23,6 +23,9 @@ class WorkerLimits:
     memory_bytes: int | None = 2 * 1024**3  # RLIMIT_AS of each worker process
     cpu_seconds: float | None = 120.0  # per task: RLIMIT_CPU soft limit, SIGXCPU kills
     wall_seconds: float | None = 180.0  # per task (and per start): the parent kills
+    # added to the workers' nice value: when the CPUs are saturated the gateway's event
+    # loop (HTTP, health checks, feeding the workers) runs first, the heavy work waits
+    niceness: int = 10
 
 
 class WorkerLimitError(SigningError):
@@ -56,6 +59,8 @@ def worker_main(conn, initializer: Callable[..., None], initargs: tuple, limits:
     """The target of every worker. Returning normally lets multiprocessing run the
     finalizers the initializer registered (``multiprocessing.util.Finalize``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    if limits.niceness:
+        os.nice(limits.niceness)
     if limits.memory_bytes is not None:
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]  # RLIM_INFINITY is -1
         cap = limits.memory_bytes if hard < 0 else min(hard, limits.memory_bytes)

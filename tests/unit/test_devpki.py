@@ -4,12 +4,14 @@ let production refuse it."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from signing.devpki import DEV_MARKER, ensure_dev_pki, is_development_certificate
+from signing.devpki import DEV_MARKER, DevPki, ensure_dev_pki, is_development_certificate
 from tests.fixtures.pki import DEMO_AGENCIES
 
 
@@ -46,7 +48,10 @@ def test_tsa_ocsp_and_revocation_data(dev_pki):
     assert len(list(dev_pki.ocsp_dir.glob("*.ocsp"))) == len(DEMO_AGENCIES) + 1
 
 
-def test_reruns_reuse_keys_and_refresh_stale_revocation_data(dev_pki):
+def test_reruns_reuse_keys_and_refresh_stale_revocation_data(dev_pki, tmp_path):
+    # on a copy: re-issuing the CRLs dated days ahead must not touch the PKI that the
+    # session's other tests verify against ("CRL is too recent" for them otherwise)
+    dev_pki = DevPki(Path(shutil.copytree(dev_pki.root, tmp_path / "pki")))
     before = {
         p: p.read_bytes() for p in (dev_pki.root_cert, dev_pki.agency_p12(DEMO_AGENCIES[0].code))
     }
