@@ -27,9 +27,18 @@ dev-init: $(VENV)/.run-deps
 test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.test-deps
+$(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@ $(VENV)/.test-deps $(VENV)/.run-deps
+
+# The whole suite (under 10 minutes on 2 cores); each script prints its figures next to
+# its baseline and writes bench/results/<name>.json. wrk (Debian) drives the HTTP load.
+bench: $(VENV)/.bench-deps
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk)
 	$(BIN)/python bench/sign.py
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/load.py
+	$(BIN)/python bench/large.py
 	$(BIN)/python bench/exchange.py
 	$(BIN)/python bench/report.py
 

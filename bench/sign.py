@@ -15,17 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import io
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # noqa: E402
-from pyhanko.sign import fields, signers  # noqa: E402
-from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata  # noqa: E402
-
-from bench.common import AGENCY, dev_pki, measure, one_page_pdf, report  # noqa: E402
+from bench.baselines import in_fresh_process, naive_sign  # noqa: E402
+from bench.common import AGENCY, dev_pki, measure, one_page_pdf, report, write_results  # noqa: E402
 from signing.engine import sign_pdf  # noqa: E402
 from signing.options import Appearance, Level, SignOptions  # noqa: E402
 from signing.runtime import development_spec, open_context  # noqa: E402
@@ -40,17 +36,9 @@ def main() -> int:
     pdf = one_page_pdf()
     password = pki.password_file.read_text().splitlines()[0].encode()
 
-    naive_signer = signers.SimpleSigner.load_pkcs12(
-        str(pki.agency_p12(AGENCY.code)), passphrase=password
+    baseline = in_fresh_process(
+        naive_sign, str(pki.agency_p12(AGENCY.code)), password, pdf, max(20, args.runs // 5)
     )
-    naive_meta = PdfSignatureMetadata(
-        field_name="Sig1", subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
-    )
-
-    def naive() -> bytes:
-        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-        return signers.sign_pdf(writer, naive_meta, signer=naive_signer).getvalue()
-
     spec = development_spec(pki, [AGENCY])
     loop = asyncio.new_event_loop()
     ctx = loop.run_until_complete(open_context(spec, None))
@@ -61,7 +49,7 @@ def main() -> int:
         return lambda: loop.run_until_complete(sign_pdf(pdf, options, ctx, now=now)).pdf
 
     rows = [
-        measure("baseline: pyhanko sign_pdf + SimpleSigner", naive, max(20, args.runs // 5)),
+        baseline,
         measure("DocGate B-B, invisible", docgate(Level.B_B, Appearance.NONE), args.runs),
         measure("DocGate B-B, agency stamp", docgate(Level.B_B, Appearance.AGENCY), args.runs),
         measure(
@@ -77,6 +65,8 @@ def main() -> int:
         f"(DocGate B-B median {rows[1].median_ms:.2f} ms; target < 10 ms and >= 10x)"
     )
     print(f"document: {len(pdf)} bytes, 1 page; signature RSA-2048 PKCS#1 v1.5, SHA-256")
+    path = write_results("sign", {"rows": [vars(r) for r in rows], "ratio": ratio}, vars(args))
+    print(f"figures in {path}")
     return 0
 
 

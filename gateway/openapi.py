@@ -184,7 +184,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        **problems(401, 413, 415, 422, 429, 503),
+                        **problems(401, 408, 413, 415, 422, 429, 503),
                     },
                 }
             },
@@ -231,7 +231,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "content": pdf,
                         },
-                        **problems(400, 401, 403, 404, 413, 415, 422, 503),
+                        **problems(400, 401, 403, 404, 408, 413, 415, 422, 503),
                     },
                 }
             },
