@@ -17,15 +17,14 @@ import concurrent.futures
 import itertools
 import logging
 import multiprocessing
-import os
 import pickle
 import signal
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import KeyUnavailableError
+from .frames import INLINE, Frame, unpickle
 from .worker_main import WorkerLimitError, WorkerLimits, describe, worker_main
 
 __all__ = ["WorkerLimitError", "WorkerLimits", "WorkerPool"]
@@ -51,54 +50,6 @@ class _Worker:
     number: int
     reaped: asyncio.Future | None = None  # the one join() of the process, in a thread
     stopped_for_cancel: bool = False  # killed because its caller went away
-
-
-def _unpickle(data: bytes | bytearray) -> tuple[str, Any]:
-    try:
-        return pickle.loads(data)
-    except Exception as exc:  # the worker is fine; its answer does not unpickle here
-        return ("err", RuntimeError(f"the answer cannot be read: {describe(exc)}"))
-
-
-# Messages up to this size go through the pipe from the event loop itself: into an
-# empty socket buffer (the worker has read its previous task) a write this small never
-# blocks, and pickling it costs microseconds. Larger ones take an I/O thread.
-_INLINE = 64 * 1024
-_HEADER = struct.Struct("!i")  # multiprocessing.connection's framing
-_LONG_HEADER = struct.Struct("!Q")
-
-
-class _Frame:
-    """One ``multiprocessing.connection`` message, read from the (blocking) socket only
-    when the event loop says it is readable and only as much as is there: never blocks,
-    needs no thread."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._start = 0
-        self._size: int | None = None
-
-    def feed(self, fd: int) -> bool:
-        """Read what is available; True once the message is complete. EOFError: the
-        other end closed before it was."""
-        want = 1 << 20 if self._size is None else self._start + self._size - len(self._buffer)
-        chunk = os.read(fd, max(64 * 1024, min(want, 16 << 20)))
-        if not chunk:
-            raise EOFError
-        self._buffer += chunk
-        if self._size is None and len(self._buffer) >= 4:
-            (size,) = _HEADER.unpack_from(self._buffer)
-            if size >= 0:
-                self._size, self._start = size, 4
-            elif len(self._buffer) >= 12:
-                (self._size,) = _LONG_HEADER.unpack_from(self._buffer, 4)
-                self._start = 12
-        return self._size is not None and len(self._buffer) >= self._start + self._size
-
-    @property
-    def body(self) -> memoryview:
-        assert self._size is not None
-        return memoryview(self._buffer)[self._start : self._start + self._size]
 
 
 _SKIPPED = object()  # a broadcast target replaced before its turn
@@ -304,11 +255,11 @@ class WorkerPool:
 
     async def _send(self, worker: _Worker, message: tuple) -> None:
         fn, args = message
-        if sum(len(a) for a in args if isinstance(a, bytes | bytearray)) > _INLINE:
+        if sum(len(a) for a in args if isinstance(a, bytes | bytearray)) > INLINE:
             await asyncio.get_running_loop().run_in_executor(self._io, worker.conn.send, message)
             return
         payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        if len(payload) <= _INLINE:
+        if len(payload) <= INLINE:
             worker.conn.send_bytes(payload)
         else:
             await asyncio.get_running_loop().run_in_executor(
@@ -318,7 +269,7 @@ class WorkerPool:
     async def _receive(self, worker: _Worker, wall: float | None) -> tuple[str, Any]:
         loop = asyncio.get_running_loop()
         complete = loop.create_future()
-        frame = _Frame()
+        frame = Frame()
         conn_fd, sentinel = worker.conn.fileno(), worker.process.sentinel
 
         def readable(drain: bool) -> None:
@@ -350,8 +301,8 @@ class WorkerPool:
             raise _Gone("wall", f"processing took longer than {wall:g} s") from None
         body = frame.body
         if len(body) <= 1 << 20:
-            return _unpickle(body)
-        return await loop.run_in_executor(self._io, _unpickle, body)
+            return unpickle(body)
+        return await loop.run_in_executor(self._io, unpickle, body)
 
     async def _exit_reason(self, worker: _Worker) -> tuple[str, str]:
         await self._join(worker, 5.0)
