@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import time
 from io import BytesIO
 
 import aiohttp
@@ -145,14 +144,12 @@ async def test_bad_answers_are_retried(flaky_tsa, session, mode, reason):
 async def test_slow_tsa_times_out_after_all_attempts(flaky_tsa, session):
     flaky_tsa.configure("slow", failures=10**6, delay=5.0)
     stamper = HttpTimeStamper(flaky_tsa.url, session, timeout=0.3, retries=1, backoff=0.05)
-    started = time.monotonic()
     with pytest.raises(TsaUnavailableError) as info:
         await stamper.async_timestamp(DIGEST, "sha256")
-    elapsed = time.monotonic() - started
     assert flaky_tsa.requests == 2
     assert info.value.fields["attempts"] == 2
+    # gave up on its own per-attempt timeout, not on the server's 5 s answers
     assert "no complete answer within 0.3 s" in info.value.detail
-    assert elapsed < 4.0  # gave up on its own timeouts, did not wait for the server
 
 
 async def test_connection_refused_fails_after_all_attempts(dead_tsa_url, session, attempts):

