@@ -78,6 +78,12 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _file_sha256(path: Path) -> tuple[str, int]:
+    with path.open("rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256")
+        return digest.hexdigest(), fh.tell()
+
+
 class BlobStore(abc.ABC):
     """Content-addressed, write-once storage of document bytes."""
 
@@ -92,6 +98,16 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     async def exists(self, sha256: str) -> bool:
         """Whether the blob is stored (without reading or checking it)."""
+
+    @abc.abstractmethod
+    async def put_file(self, source: Path) -> BlobRef:
+        """Store the file ``source`` (a large document, never read into memory); it is
+        consumed (moved or deleted) either way. Durable when this returns."""
+
+    @abc.abstractmethod
+    async def get_file(self, sha256: str) -> Path:
+        """A file holding the bytes named ``sha256``, checked against it in chunks (to be
+        sent without reading it into memory); the errors of ``get``."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -126,6 +142,12 @@ class FileBlobStore(BlobStore):
         path = self.path_of(sha256)
         return await asyncio.to_thread(path.is_file)
 
+    async def put_file(self, source: Path) -> BlobRef:
+        return await asyncio.to_thread(self.put_file_sync, source)
+
+    async def get_file(self, sha256: str) -> Path:
+        return await asyncio.to_thread(self.get_file_sync, sha256)
+
     # The blocking forms, for callers already on a worker thread.
 
     def put_sync(self, data: bytes) -> BlobRef:
@@ -157,6 +179,24 @@ class FileBlobStore(BlobStore):
             raise
         _fsync_dir(shard)
         return ref
+
+    def put_file_sync(self, source: Path) -> BlobRef:
+        try:
+            sha256, size = _file_sha256(source)
+        except BaseException:
+            source.unlink(missing_ok=True)
+            raise
+        return self.adopt_sync(source, sha256, size)
+
+    def get_file_sync(self, sha256: str) -> Path:
+        path = self.path_of(sha256)
+        try:
+            actual, _ = _file_sha256(path)
+        except FileNotFoundError:
+            raise BlobMissing(sha256) from None
+        if actual != sha256:
+            raise BlobCorrupted(sha256, actual)
+        return path
 
     def adopt_sync(self, source: Path, sha256: str, size: int) -> BlobRef:
         """Store the file ``source`` (whose SHA-256 the caller computed while writing

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -82,12 +83,22 @@ __all__ = [
     "parse_envelope",
 ]
 
-Sign = Callable[[bytes, str, str], Awaitable[tuple[bytes, str]]]
-Verify = Callable[[bytes], Awaitable[dict]]
+# A document is its bytes, or (a large upload) a file that the service consumes: signed
+# into another file, or moved into the blob store as it is.
+Document = bytes | Path
+Sign = Callable[[Document, str, str], Awaitable[tuple[Document, str]]]
+Verify = Callable[[Document], Awaitable[dict]]
 AuditAppend = Callable[..., Awaitable[object]]
 Enqueue = Callable[..., object]
 Clock = Callable[[], dt.datetime]
 ADMIN_PRINCIPAL = "admin"  # the idempotency principal of an admin (no agency)
+
+
+def _sha256_of(document: Document) -> str:
+    if isinstance(document, Path):
+        with document.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    return hashlib.sha256(document).hexdigest()
 
 
 class ExchangeService:
@@ -113,7 +124,7 @@ class ExchangeService:
         principal_agency: str | None,
         is_admin: bool,
         envelope: Envelope,
-        document: bytes | None,
+        document: Document | None,
         idempotency: tuple[str, str] | None = None,
     ) -> CreateResult:
         """Sign or verify, archive and register one exchange. ``idempotency`` is the
@@ -136,8 +147,11 @@ class ExchangeService:
         await self._check_agencies(envelope)
         prepared = await self._prepare(envelope, document or None)
         blob = None
-        if prepared.data is not None:
-            ref = await self._blobs.put(prepared.data)  # durable before the commit below
+        if isinstance(prepared.data, Path):  # durable before the commit below
+            ref = await self._blobs.put_file(prepared.data)
+            blob = (ref.sha256, ref.size)
+        elif prepared.data is not None:
+            ref = await self._blobs.put(prepared.data)
             blob = (ref.sha256, ref.size)
         try:
             async with UnitOfWork(self._db) as uow:
@@ -164,12 +178,8 @@ class ExchangeService:
                 raise
             return replayed
 
-    async def _prepare(self, envelope: Envelope, document: bytes | None) -> Prepared:
-        submitted = (
-            await asyncio.to_thread(lambda: hashlib.sha256(document).hexdigest())
-            if document
-            else None
-        )
+    async def _prepare(self, envelope: Envelope, document: Document | None) -> Prepared:
+        submitted = await asyncio.to_thread(_sha256_of, document) if document else None
         if envelope.channel is Channel.PAPER:
             return Prepared(document, submitted)
         assert document is not None
@@ -232,6 +242,18 @@ class ExchangeService:
 
     async def document(self, exchange_id: str, principal_agency: str | None, role: Role) -> bytes:
         """The archived bytes, checked against their SHA-256; the download is audited."""
+        data, _ = await self._download(exchange_id, principal_agency, role, self._blobs.get)
+        return data
+
+    async def document_file(
+        self, exchange_id: str, principal_agency: str | None, role: Role
+    ) -> tuple[Path, str]:
+        """As ``document``, but a checked file and its SHA-256, to send without reading
+        it into memory (a 100 MB scan)."""
+        return await self._download(exchange_id, principal_agency, role, self._blobs.get_file)
+
+    async def _download(self, exchange_id: str, principal_agency: str | None, role: Role, fetch):
+        """Authorize, fetch (checked by the store), audit: ``(what fetch gave, sha256)``."""
         async with UnitOfWork(self._db) as uow:
             exchange, recipients = await load_exchange(uow.session, exchange_id)
             authorize(exchange, recipients, principal_agency, role, download=True)
@@ -239,11 +261,9 @@ class ExchangeService:
         if sha is None:
             raise NotFoundError("this paper registration has no document file")
         try:
-            data = await self._blobs.get(sha)
+            found = await fetch(sha)  # checked against ``sha`` by the store
         except BlobError:  # missing or damaged: never served, always reported
             raise StoredDocumentCorrupted(sha) from None
-        if await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest()) != sha:
-            raise StoredDocumentCorrupted(sha)
         now = self._now()
         async with UnitOfWork(self._db) as uow:
             await self._audit(
@@ -255,7 +275,7 @@ class ExchangeService:
                 now=now,
             )
             await uow.commit()
-        return data
+        return found, sha
 
     async def evidence(
         self, exchange_id: str, principal_agency: str | None, role: Role

@@ -20,6 +20,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -88,7 +89,7 @@ class CreateResult:
 class Prepared:
     """The bytes to archive and what is known of their signature."""
 
-    data: bytes | None
+    data: bytes | Path | None  # Path: a large document on disk (moved into the blob store)
     input_sha256: str | None = None  # of the document as submitted
     level: str | None = None
     report: dict | None = None  # the verification report (sign: false)

@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -84,15 +85,28 @@ async def metrics_middleware(request: web.Request, handler):
 
 
 def _exchange_service(settings: Settings, db: Database, pool: SigningPool) -> ExchangeService:
-    """The exchange service with signing and verification on the worker pool."""
+    """The exchange service with signing and verification on the worker pool; a large
+    document (a spooled upload) is signed into a file next to it and never read here."""
 
-    async def sign(document: bytes, agency: str, level: str) -> tuple[bytes, str]:
+    async def sign(document: bytes | Path, agency: str, level: str) -> tuple[bytes | Path, str]:
         options = SignOptions(agency=agency, level=Level(level))
-        result = await pool.sign(document, options, dt.datetime.now(dt.UTC).replace(microsecond=0))
-        return result.pdf, result.level.value
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if isinstance(document, bytes):
+            result = await pool.sign(document, options, now)
+            return result.pdf, result.level.value
+        out = document.with_name(document.stem + "-signed.pdf")
+        try:
+            result = await pool.sign_file(str(document), str(out), options, now)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(out.unlink, missing_ok=True))
+            raise
+        return out, result.level.value
 
-    async def verify(document: bytes) -> dict:
-        return await pool.verify(document, dt.datetime.now(dt.UTC))
+    async def verify(document: bytes | Path) -> dict:
+        now = dt.datetime.now(dt.UTC)
+        if isinstance(document, bytes):
+            return await pool.verify(document, now)
+        return await pool.verify_file(str(document), now)
 
     return ExchangeService(
         db,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -51,6 +52,17 @@ class Upload:
     def discard(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the document and the canonical JSON of the options: what an
+        Idempotency-Key is bound to (blocking: call it in a thread)."""
+        if self.path is not None:
+            with self.path.open("rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256")
+        else:
+            digest = hashlib.sha256(self.data)
+        digest.update(json.dumps(self.options, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
 
 
 def _too_large(limit: int) -> Problem:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 
 from aiohttp import web
@@ -17,6 +16,7 @@ from .auth import Principal
 from .body import read_upload
 from .keys import APP_STATE, PRINCIPAL
 from .problems import Problem
+from .work import spooling
 
 __all__ = ["routes"]
 
@@ -35,31 +35,33 @@ def _agency_only(principal: Principal) -> str:
     return principal.agency
 
 
-def _fingerprint(document: bytes, envelope: dict) -> str:
-    digest = hashlib.sha256(document)
-    digest.update(json.dumps(envelope, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
-
-
 @routes.post("/v1/exchanges")
 async def create_exchange(request: web.Request) -> web.Response:
     state = request.app[APP_STATE]
     principal: Principal = request[PRINCIPAL]
     upload = await read_upload(
-        request, state.settings.service.max_upload_bytes, require_file=False, with_query=False
+        request,
+        state.settings.service.max_upload_bytes,
+        require_file=False,
+        with_query=False,
+        spooling=spooling(state),
     )
-    envelope = parse_envelope(upload.options)
-    idempotency = None
-    key = request.headers.get("Idempotency-Key")
-    if key is not None:
-        idempotency = (key, await asyncio.to_thread(_fingerprint, upload.data, upload.options))
-    result = await state.exchanges.create(
-        principal.agency,
-        principal.role is Role.ADMIN,
-        envelope,
-        upload.data or None,
-        idempotency,
-    )
+    try:
+        envelope = parse_envelope(upload.options)
+        idempotency = None
+        key = request.headers.get("Idempotency-Key")
+        if key is not None:
+            idempotency = (key, await asyncio.to_thread(upload.fingerprint))
+        result = await state.exchanges.create(
+            principal.agency,
+            principal.role is Role.ADMIN,
+            envelope,
+            upload.path or upload.data or None,  # a large document stays a file
+            idempotency,
+        )
+    finally:
+        if upload.path is not None:  # moved into the archive, or left over: gone either way
+            await asyncio.shield(asyncio.to_thread(upload.discard))
     return _json(result.to_json(), status=200 if result.replayed else 201)
 
 
@@ -98,16 +100,17 @@ async def get_exchange(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/exchanges/{id}/document")
-async def get_document(request: web.Request) -> web.Response:
+async def get_document(request: web.Request) -> web.StreamResponse:
+    """The archived file, checked against its SHA-256 in chunks and sent by sendfile:
+    a 100 MB scan is never read into the gateway's memory."""
     principal: Principal = request[PRINCIPAL]
-    data = await request.app[APP_STATE].exchanges.document(
+    path, sha = await request.app[APP_STATE].exchanges.document_file(
         request.match_info["id"], principal.agency, principal.role
     )
-    digest = await asyncio.to_thread(lambda: hashlib.sha256(data).digest())
-    return web.Response(
-        body=data,
-        content_type="application/pdf",
-        headers={"Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode()}:"},
+    digest = base64.b64encode(bytes.fromhex(sha)).decode()
+    return web.FileResponse(
+        path,
+        headers={"Content-Type": "application/pdf", "Repr-Digest": f"sha-256=:{digest}:"},
     )
 
 

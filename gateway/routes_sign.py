@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -81,16 +79,6 @@ def parse_options(raw: dict[str, Any], principal: Principal, default_level: Leve
     )
 
 
-def _fingerprint(upload: Upload) -> str:
-    if upload.path is not None:
-        with upload.path.open("rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256")
-    else:
-        digest = hashlib.sha256(upload.data)
-    digest.update(json.dumps(upload.options, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
-
-
 def _answer(
     pdf: bytes | Path, sha256_hex: str, level: str, record_id: str, appearance: str
 ) -> web.StreamResponse:
@@ -137,7 +125,7 @@ async def _sign(request: web.Request, state, upload: Upload) -> web.StreamRespon
             raise Problem(
                 422, "invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters"
             )
-        fingerprint = await asyncio.to_thread(_fingerprint, upload)
+        fingerprint = await asyncio.to_thread(upload.fingerprint)
         async with state.idempotency_lock(requester, idem_key):
             try:
                 replay = await state.records.replay(requester, idem_key, fingerprint)

@@ -14,11 +14,12 @@ import pytest
 
 from tests.fixtures.pdfs import scanned_pdf
 from tests.fixtures.poppler import run_pdfsig
-from tests.fixtures.service import multipart_body
+from tests.fixtures.service import exchange_envelope, multipart_body
 
 pytestmark = pytest.mark.poppler
 
 AGENCY = "000.00.00.H41"
+RECIPIENT = "000.00.01.H41"
 MIB = 1024 * 1024
 
 
@@ -93,4 +94,28 @@ def test_large_body_that_is_not_a_pdf_gets_a_problem_and_no_leftover(service):
     assert answer.json()["code"] == "not_a_pdf"
     verify = service.request("POST", "/v1/verify", junk, {"Content-Type": "application/pdf"})
     assert verify.status == 422 and verify.json()["code"] == "not_a_pdf"
+    assert _spool_files(service) == []
+
+
+def test_large_exchange_is_signed_archived_and_downloaded_from_files(service, large_pdf):
+    envelope = exchange_envelope([RECIPIENT], subject="Về việc gửi hồ sơ quét", level="B-B")
+    answer = service.post_exchange(service.token(AGENCY), envelope, large_pdf)
+    assert answer.status == 201, answer.body[:300]
+    created = answer.json()
+    assert _spool_files(service) == []  # the upload and the signed file went to the archive
+    doc = service.get_as(service.token(RECIPIENT), f"/v1/exchanges/{created['id']}/document")
+    assert doc.status == 200 and doc.headers["content-type"] == "application/pdf"
+    assert doc.body.startswith(large_pdf) and len(doc.body) > len(large_pdf)
+    sha = hashlib.sha256(doc.body)
+    assert created["document_sha256"] == sha.hexdigest()
+    assert doc.headers["repr-digest"] == f"sha-256=:{base64.b64encode(sha.digest()).decode()}:"
+    report = service.request(
+        "POST", "/v1/verify", doc.body, {"Content-Type": "application/pdf"}
+    ).json()
+    assert report["valid"] is True, report["summary"]
+    # already signed elsewhere: verified from the spooled file and archived as it is
+    again = exchange_envelope([RECIPIENT], subject="Chuyển tiếp hồ sơ", sign=False)
+    forwarded = service.post_exchange(service.token(AGENCY), again, doc.body)
+    assert forwarded.status == 201, forwarded.body[:300]
+    assert forwarded.json()["document_sha256"] == sha.hexdigest()
     assert _spool_files(service) == []

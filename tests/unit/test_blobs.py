@@ -53,6 +53,17 @@ class MemoryBlobStore(BlobStore):
     async def exists(self, sha256: str) -> bool:
         return validate_sha256(sha256) in self.blobs
 
+    async def put_file(self, source: Path) -> BlobRef:
+        data = source.read_bytes()
+        source.unlink()
+        return await self.put(data)
+
+    async def get_file(self, sha256: str) -> Path:
+        data = await self.get(sha256)
+        path = Path(tempfile.mkdtemp(prefix="memory-blob-")) / sha256
+        path.write_bytes(data)
+        return path
+
 
 @dataclass
 class Harness:
@@ -222,3 +233,22 @@ async def test_file_store_does_not_block_the_loop(tmp_path, monkeypatch):
     await store.exists(DOC_SHA)
     assert calls == ["put_sync", "get_sync", "is_file"]
     assert os.listdir(tmp_path / "blobs") == [DOC_SHA[:2]]
+
+
+async def test_files_go_in_by_moving_and_come_out_checked(harness, tmp_path):
+    source = tmp_path / "upload.pdf"
+    source.write_bytes(DOC)
+    ref = await harness.store.put_file(source)
+    assert ref == BlobRef(DOC_SHA, len(DOC))
+    assert not source.exists()  # consumed, not copied
+    assert await harness.store.get(DOC_SHA) == DOC
+    path = await harness.store.get_file(DOC_SHA)
+    assert path.read_bytes() == DOC
+    again = tmp_path / "again.pdf"  # the same bytes again: stored once
+    again.write_bytes(DOC)
+    assert await harness.store.put_file(again) == ref and not again.exists()
+    harness.corrupt(DOC_SHA)
+    with pytest.raises(BlobCorrupted):
+        await harness.store.get_file(DOC_SHA)
+    with pytest.raises(BlobMissing):
+        await harness.store.get_file("0" * 64)
