@@ -11,6 +11,7 @@ import pytest
 
 from tests.fixtures.pdfs import CORPUS, ENCRYPTED, simple_pdf
 from tests.fixtures.poppler import run_pdfsig
+from tests.fixtures.tools import missing_component
 
 AGENCY = "000.00.00.H41"
 OTHER = "000.00.01.H41"
@@ -138,7 +139,7 @@ def test_not_a_pdf(service):
 def test_encrypted_pdf(service):
     path = CORPUS / ENCRYPTED
     if not path.exists():
-        pytest.skip("shared corpus not present")
+        missing_component(f"the shared corpus is not at {CORPUS}")
     _problem(service.sign(path.read_bytes(), service.token(AGENCY)), 422, "encrypted_pdf")
 
 

@@ -16,6 +16,7 @@ from signing.errors import (
 )
 from signing.options import Appearance, CopyForm, Level, SignOptions, parse_box
 from tests.fixtures.pdfs import CORPUS, ENCRYPTED, simple_pdf
+from tests.fixtures.tools import missing_component
 
 
 def test_open_a_valid_pdf():
@@ -47,7 +48,7 @@ def test_truncated_pdf_is_damaged():
 def test_encrypted_pdf():
     path = CORPUS / ENCRYPTED
     if not path.exists():
-        pytest.skip("shared corpus not present")
+        missing_component(f"the shared corpus is not at {CORPUS}")
     with pytest.raises(EncryptedPdfError):
         open_pdf(path.read_bytes())
 

@@ -13,6 +13,7 @@ import pytest
 
 from signing.stamp import StampContent, default_box, load_font
 from signing.stamp.font import default_font_path
+from tests.fixtures.pdfs import CORPUS
 from tests.fixtures.stamps import (
     A4,
     DEPARTMENT,
@@ -32,8 +33,9 @@ from tests.fixtures.stamps import (
     sign_pdf,
     widget_font,
 )
+from tests.fixtures.tools import missing_component
 
-CORPUS_PDF = Path("/work/shared/corpus/001-minimal-document.pdf")
+CORPUS_PDF = CORPUS / "001-minimal-document.pdf"
 
 
 # -- signed PDFs with poppler ------------------------------------------------
@@ -168,7 +170,7 @@ def test_stamp_on_other_page_boxes(tmp_path, media_box) -> None:
 @pytest.mark.poppler
 def test_real_document_from_corpus(tmp_path) -> None:
     if not CORPUS_PDF.exists():
-        pytest.skip(f"{CORPUS_PDF} is not present")
+        missing_component(f"{CORPUS_PDF} is not present (the shared corpus)")
     pdf = CORPUS_PDF.read_bytes()
     signed = sign_pdf(pdf, agency_content(), default_box("agency", page_box(pdf)))
     signed = sign_pdf(signed, appendix_content(), default_box("appendix", page_box(pdf)), "Sig2")
