@@ -183,11 +183,12 @@ class VerificationReport:
         for i, s in enumerate(self.signatures, 1):
             when = _iso(s.timestamp_time or s.signing_time) or t["unknown_time"]
             sub = f" ({s.subindication.value})" if s.subindication else ""
-            change = (
-                t["unchanged"]
-                if s.modifications_permitted
-                else t["changed"].format(s.modifications.value)
-            )
+            if not s.intact:  # the signed bytes themselves differ: no "no change" claim
+                change = t["altered"]
+            elif s.modifications_permitted:
+                change = t["unchanged"]
+            else:
+                change = t["changed"].format(s.modifications.value)
             parts.append(
                 t["line"].format(
                     kind=t["timestamp" if s.kind == "document_timestamp" else "signature"],
@@ -217,6 +218,7 @@ _EN = {
     "intact": "intact",
     "not_intact": "NOT intact",
     "unchanged": "no disallowed change after it",
+    "altered": "the signed content was altered",
     "changed": "changed after signing ({})",
     "message": lambda m: m,
 }
@@ -234,6 +236,7 @@ _VI_TEXT = {
     "intact": "toàn vẹn",
     "not_intact": "KHÔNG toàn vẹn",
     "unchanged": "không có thay đổi trái phép sau khi ký",
+    "altered": "nội dung đã ký bị sửa",
     "changed": "đã bị thay đổi sau khi ký ({})",
     "message": lambda m: _vi_message(m),
 }

@@ -41,6 +41,18 @@ def test_person_then_agency_signatures_verify(sign_doc, verify_doc):
     assert report["document"]["revisions"] >= 3
 
 
+def test_altered_content_is_said_so_in_the_summary(sign_doc, verify_doc):
+    signed = bytearray(sign_doc(simple_pdf(), level="B-B", appearance="none"))
+    at = signed.index(b"Page 1")  # the page text, inside the signed range
+    signed[at : at + 6] = b"Page 9"
+    report = verify_doc(bytes(signed))
+    assert report["valid"] is False and report["signatures"][0]["intact"] is False
+    assert "nội dung đã ký bị sửa" in report["summary"]["vi"]
+    assert "the signed content was altered" in report["summary"]["en"]
+    assert "không có thay đổi trái phép" not in report["summary"]["vi"]
+    assert "no disallowed change" not in report["summary"]["en"]
+
+
 def test_unsigned_document_is_not_valid(verify_doc):
     report = verify_doc(simple_pdf())
     assert report["valid"] is False and report["signatures"] == []
