@@ -23,6 +23,8 @@ _TYPES = {
     ".html": "text/html",
 }
 _PLACEHOLDER = re.compile(r"\{\{static:([A-Za-z0-9_.-]+)\}\}")
+_PART = re.compile(r"^[ \t]*\{\{part:([a-z_]+)\}\}\n", re.MULTILINE)
+_CURRENT = re.compile(r"\{\{current:([a-z_]+)\}\}")
 _HASHED = re.compile(r"^(?P<stem>[A-Za-z0-9_-]+)\.(?P<digest>[0-9a-f]{16})(?P<suffix>\.[a-z]+)$")
 
 
@@ -108,14 +110,28 @@ class AssetRegistry:
         return _PLACEHOLDER.sub(url, html)
 
 
+def _html_files(package: str, folder: str) -> dict[str, str]:
+    """``folder``'s ``*.html`` files of ``package``, by stem."""
+    found = {}
+    for entry in sorted(resources.files(package).joinpath(folder).iterdir(), key=lambda e: e.name):
+        if entry.is_file() and entry.name.endswith(".html"):
+            found[entry.name.removesuffix(".html")] = entry.read_text(encoding="utf-8")
+    return found
+
+
+def _assemble(html: str, stem: str, parts: dict[str, str]) -> str:
+    """``html`` with each ``{{part:name}}`` line replaced by ``parts/name.html`` (the
+    header and the login box the pages share), and in it ``{{current:stem}}`` marking
+    the navigation link of this page (``aria-current``)."""
+    html = _PART.sub(lambda m: parts[m[1]], html)  # KeyError: a page names a missing part
+    return _CURRENT.sub(lambda m: 'aria-current="page" ' if m[1] == stem else "", html)
+
+
 def load_pages(assets: AssetRegistry, package: str = "gateway.web") -> dict[str, Page]:
-    """The pages of ``gateway/web/pages`` by file stem, placeholders resolved."""
-    folder = resources.files(package).joinpath("pages")
+    """The pages of ``gateway/web/pages`` by file stem, parts and placeholders resolved."""
+    parts = _html_files(package, "parts")
     pages: dict[str, Page] = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if not entry.is_file() or not entry.name.endswith(".html"):
-            continue
-        body = assets.render(entry.read_text(encoding="utf-8")).encode()
-        stem = entry.name.removesuffix(".html")
+    for stem, html in _html_files(package, "pages").items():
+        body = assets.render(_assemble(html, stem, parts)).encode()
         pages[stem] = Page(stem, body, _digest(body))
     return pages

@@ -104,3 +104,17 @@ def test_every_page_names_existing_assets_and_the_registry_is_complete():
         order = [u.split("/")[-1].split(".")[0] for u in _assets(html) if u.endswith(".js")]
         assert order[:3] == ["i18n", "dom", "api"]
     assert "card" in pages["verify"].body.decode() and "card" in pages["exchanges"].body.decode()
+
+
+def test_pages_share_one_header_marking_their_own_link():
+    pages = load_pages(AssetRegistry.load())
+    urls = {"verify": "/", "dashboard": "/dashboard", "exchanges": "/exchanges"}
+    for stem, page in pages.items():
+        html = page.body.decode()
+        assert "{{" not in html  # every part and placeholder resolved
+        assert html.count('class="site-header"') == 1
+        assert html.count('aria-current="page"') == 1
+        assert f'<a href="{urls[stem]}" aria-current="page"' in html
+    for stem in ("dashboard", "exchanges"):  # the token login box, shared
+        assert pages[stem].body.decode().count('id="login-form"') == 1
+    assert 'id="login-form"' not in pages["verify"].body.decode()  # no token needed there
