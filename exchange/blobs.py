@@ -19,6 +19,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from signing.mapped import file_sha256
+
 __all__ = [
     "BlobCorrupted",
     "BlobError",
@@ -76,12 +78,6 @@ def validate_sha256(sha256: str) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _file_sha256(path: Path) -> tuple[str, int]:
-    with path.open("rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256")
-        return digest.hexdigest(), fh.tell()
 
 
 class BlobStore(abc.ABC):
@@ -182,7 +178,7 @@ class FileBlobStore(BlobStore):
 
     def put_file_sync(self, source: Path) -> BlobRef:
         try:
-            sha256, size = _file_sha256(source)
+            sha256, size = file_sha256(source)
         except BaseException:
             source.unlink(missing_ok=True)
             raise
@@ -191,7 +187,7 @@ class FileBlobStore(BlobStore):
     def get_file_sync(self, sha256: str) -> Path:
         path = self.path_of(sha256)
         try:
-            actual, _ = _file_sha256(path)
+            actual, _ = file_sha256(path)
         except FileNotFoundError:
             raise BlobMissing(sha256) from None
         if actual != sha256:

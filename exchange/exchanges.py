@@ -23,6 +23,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from signing.mapped import file_sha256
+
 from .blobs import BlobError
 from .delivery import WebhookEvent
 from .envelope import (
@@ -96,8 +98,7 @@ ADMIN_PRINCIPAL = "admin"  # the idempotency principal of an admin (no agency)
 
 def _sha256_of(document: Document) -> str:
     if isinstance(document, Path):
-        with document.open("rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        return file_sha256(document)[0]
     return hashlib.sha256(document).hexdigest()
 
 

@@ -94,19 +94,14 @@ def _exchange_service(settings: Settings, db: Database, pool: SigningPool) -> Ex
         if isinstance(document, bytes):
             result = await pool.sign(document, options, now)
             return result.pdf, result.level.value
-        out = document.with_name(document.stem + "-signed.pdf")
-        try:
-            result = await pool.sign_file(str(document), str(out), options, now)
-        except BaseException:
-            await asyncio.shield(asyncio.to_thread(out.unlink, missing_ok=True))
-            raise
-        return out, result.level.value
+        result, signed = await pool.sign_file(document, options, now)
+        return signed, result.level.value
 
     async def verify(document: bytes | Path) -> dict:
         now = dt.datetime.now(dt.UTC)
         if isinstance(document, bytes):
             return await pool.verify(document, now)
-        return await pool.verify_file(str(document), now)
+        return await pool.verify_file(document, now)
 
     return ExchangeService(
         db,
@@ -171,6 +166,7 @@ def create_app(settings: Settings) -> web.Application:
             registry=registry,
             auth=Authenticator(registry, settings.auth.token_cache_seconds),
             tsa_certificates=tsa_certificates(wiring.signing.tsa),
+            large_uploads=asyncio.Semaphore(svc.parallel_large_uploads),
         )
         http = aiohttp.ClientSession()
         state = app[APP_STATE]

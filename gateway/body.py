@@ -5,7 +5,7 @@ Bodies are streamed and cut off at the configured limit (413 ``too_large``).
 With a ``spool`` folder, a document larger than ``spool_over`` bytes goes to a file
 there as it arrives (written by a thread, never by the event loop), and the ``Upload``
 holds its path instead of its bytes: a 100 MB scan costs the gateway process no more
-memory than a 1-page letter. The caller removes the file (``Upload.discard``)."""
+memory than a 1-page letter. The caller removes the file (``Upload.release``)."""
 
 from __future__ import annotations
 
@@ -49,9 +49,11 @@ class Upload:
     path: Path | None = None
     size: int = 0
 
-    def discard(self) -> None:
+    async def release(self) -> None:
+        """Remove the spooled file, if any (it may have been moved on already); runs to
+        the end even when the request is being cancelled."""
         if self.path is not None:
-            self.path.unlink(missing_ok=True)
+            await asyncio.shield(asyncio.to_thread(self.path.unlink, missing_ok=True))
 
     def fingerprint(self) -> str:
         """SHA-256 of the document and the canonical JSON of the options: what an

@@ -40,7 +40,7 @@ class AppState:
     exchanges: Any = None  # exchange.exchanges.ExchangeService, set once the app starts
     IdempotencyConflict: type[Exception] = IdempotencyConflict
     _locks: dict[tuple[str, str], list] = field(default_factory=dict)
-    large_uploads: asyncio.Semaphore | None = None  # see gateway.body.Spooling.gate
+    large_uploads: asyncio.Semaphore | None = None  # set by the app; gateway.body.Spooling.gate
 
     @contextlib.asynccontextmanager
     async def idempotency_lock(self, requester: str, key: str):

@@ -59,9 +59,8 @@ async def create_exchange(request: web.Request) -> web.Response:
             upload.path or upload.data or None,  # a large document stays a file
             idempotency,
         )
-    finally:
-        if upload.path is not None:  # moved into the archive, or left over: gone either way
-            await asyncio.shield(asyncio.to_thread(upload.discard))
+    finally:  # moved into the archive, or left over: gone either way
+        await upload.release()
     return _json(result.to_json(), status=200 if result.replayed else 201)
 
 

@@ -107,8 +107,7 @@ async def sign(request: web.Request) -> web.StreamResponse:
     try:
         return await _sign(request, state, upload)
     finally:
-        if upload.path is not None:
-            await asyncio.shield(asyncio.to_thread(upload.discard))
+        await upload.release()
 
 
 async def _sign(request: web.Request, state, upload: Upload) -> web.StreamResponse:
@@ -151,19 +150,13 @@ async def _sign_and_record(
 ) -> web.StreamResponse:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     started = asyncio.get_running_loop().time()
-    out_path: Path | None = None
+    signed: bytes | Path
     if upload.path is None:
         result = await while_connected(request, state.pool.sign(upload.data, options, now))
-        signed: bytes | Path = result.pdf
+        signed = result.pdf
     else:
-        out_path = upload.path.with_name(upload.path.stem + "-signed.pdf")
-        work = state.pool.sign_file(str(upload.path), str(out_path), options, now)
-        try:
-            result = await while_connected(request, work)
-        except BaseException:
-            await asyncio.shield(asyncio.to_thread(out_path.unlink, missing_ok=True))
-            raise
-        signed = out_path
+        work = state.pool.sign_file(upload.path, options, now)
+        result, signed = await while_connected(request, work)
     state.metrics.observe_signature(result.level.value, asyncio.get_running_loop().time() - started)
     record = await asyncio.shield(
         state.records.add(
@@ -180,7 +173,7 @@ async def _sign_and_record(
             request_fingerprint=fingerprint,
         )
     )
-    body = state.records.blob_path(record.output_sha256) if out_path is not None else result.pdf
+    body = state.records.blob_path(record.output_sha256) if upload.path else result.pdf
     return _answer(
         body, record.output_sha256, result.level.value, record.id, result.appearance.value
     )

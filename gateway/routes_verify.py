@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 
@@ -29,10 +28,9 @@ async def verify(request: web.Request) -> web.Response:
         if upload.path is None:
             report = await while_connected(request, state.pool.verify(upload.data, now))
         else:
-            report = await while_connected(request, state.pool.verify_file(str(upload.path), now))
+            report = await while_connected(request, state.pool.verify_file(upload.path, now))
     finally:
-        if upload.path is not None:
-            await asyncio.shield(asyncio.to_thread(upload.discard))
+        await upload.release()
     state.metrics.verifications.labels("valid" if report["valid"] else "not_valid").inc()
     return web.json_response(report, dumps=_dumps)
 

@@ -27,8 +27,6 @@ log = logging.getLogger("docgate")
 
 def spooling(state: AppState) -> Spooling:
     svc = state.settings.service
-    if state.large_uploads is None:
-        state.large_uploads = asyncio.Semaphore(svc.parallel_large_uploads)
     return Spooling(
         state.settings.var_path(SPOOL_FOLDER),
         svc.spool_over_bytes,

@@ -13,11 +13,10 @@ from __future__ import annotations
 import hashlib
 import io
 import mmap
+import os
 from typing import BinaryIO
 
 __all__ = ["MappedPdf", "file_sha256", "pdf_stream"]
-
-_CHUNK = 1024 * 1024
 
 
 class MappedPdf(mmap.mmap):
@@ -60,14 +59,12 @@ def pdf_stream(data: bytes | MappedPdf) -> BinaryIO:
     return io.BytesIO(data)
 
 
-def file_sha256(fh: BinaryIO) -> tuple[str, int]:
-    """SHA-256 and size of a stream's whole content, read in chunks from the start."""
-    fh.seek(0)
-    digest = hashlib.sha256()
-    size = 0
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    while n := fh.readinto(buffer):
-        digest.update(view[:n])
-        size += n
-    return digest.hexdigest(), size
+def file_sha256(source: str | os.PathLike | BinaryIO) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file's whole content, read in chunks: a path, or an
+    open stream (read from its start)."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as fh:
+            return file_sha256(fh)
+    source.seek(0)
+    digest = hashlib.file_digest(source, "sha256")
+    return digest.hexdigest(), source.tell()

@@ -19,6 +19,7 @@ import multiprocessing.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -180,18 +181,25 @@ class SigningPool:
         return await self.run(_verify_task, data, now)
 
     async def sign_file(
-        self, path: str, out_path: str, options: SignOptions, now: dt.datetime
-    ) -> SignResult:
-        """Sign the document in file ``path`` into ``out_path`` (``SignResult.pdf`` is
-        empty). If the caller is cancelled while the worker runs, the worker is
-        stopped: a large document's work ends with its client."""
-        return await self._pool.run(
-            _sign_file_task, path, out_path, options, now, stop_on_cancel=True
-        )
+        self, path: Path, options: SignOptions, now: dt.datetime
+    ) -> tuple[SignResult, Path]:
+        """Sign the document in file ``path`` into a new file beside it, returned with
+        the result (whose ``pdf`` is empty); the new file is removed if signing fails.
+        If the caller is cancelled while the worker runs, the worker is stopped: a large
+        document's work ends with its client."""
+        out = path.with_name(path.stem + "-signed.pdf")
+        try:
+            result = await self._pool.run(
+                _sign_file_task, str(path), str(out), options, now, stop_on_cancel=True
+            )
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(out.unlink, missing_ok=True))
+            raise
+        return result, out
 
-    async def verify_file(self, path: str, now: dt.datetime) -> dict:
+    async def verify_file(self, path: Path, now: dt.datetime) -> dict:
         """The verification report of the document in file ``path`` (see sign_file)."""
-        return await self._pool.run(_verify_file_task, path, now, stop_on_cancel=True)
+        return await self._pool.run(_verify_file_task, str(path), now, stop_on_cancel=True)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on a worker; ``fn`` is a module-level function that may use

@@ -36,7 +36,7 @@ async def server(aiohttp_server, tmp_path):
         upload = await read_upload(request, 8 * MIB, spooling=spooling)
         spooled = upload.path is not None and upload.path.exists()
         size = upload.path.stat().st_size if spooled else len(upload.data)
-        upload.discard()
+        await upload.release()
         return web.json_response({"spooled": spooled, "size": size})
 
     app = web.Application(middlewares=[problem_middleware])
