@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 
@@ -61,3 +62,26 @@ def test_record_store_keeps_bytes_and_replays(tmp_path):
             await store.replay("b", "k1", "different-request")
 
     asyncio.run(run())
+
+
+async def test_event_loop_lag_is_measured():
+    import time
+
+    from gateway.metrics import Metrics
+
+    metrics = Metrics()
+    watch = asyncio.create_task(metrics.watch_event_loop(interval=0.01))
+    await asyncio.sleep(0.05)
+    time.sleep(0.12)  # block the loop on purpose
+    await asyncio.sleep(0.05)
+    watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watch
+    text = metrics.render().decode()
+    buckets = {
+        line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("docgate_event_loop_lag_seconds_bucket")
+    }
+    assert buckets["+Inf"] >= 3
+    assert buckets["+Inf"] - buckets["0.1"] >= 1  # the blocked turn was seen late by > 100 ms
